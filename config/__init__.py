@@ -1,0 +1,1 @@
+"""Configuration: the one Settings class, reference data and rule files."""

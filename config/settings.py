@@ -1,0 +1,78 @@
+"""The one pydantic-settings class (env prefix B40_), read only by composition roots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONFIG_DIR = Path(__file__).resolve().parent
+REFERENCE_DIR = CONFIG_DIR / "reference"
+DEFAULT_CONFIG_FILE = CONFIG_DIR / "b40.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob of the system. Environment variables win over `config/b40.toml`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="B40_", toml_file=DEFAULT_CONFIG_FILE, extra="ignore"
+    )
+
+    # PostgreSQL in production ("postgresql://user@host:port/db"); SQLite file by default.
+    database_url: str = "sqlite:///var/b40.db"
+    # Unset means the embedded default: an in-process transport instead of Redis.
+    redis_url: str | None = None
+    # Prefix of every Redis key we write, so several deployments (and test runs) share a server.
+    redis_prefix: str = "b40"
+    admin_token: str | None = None
+    # Demo data: None = only on the embedded default; True/False force it.
+    demo: bool | None = None
+    # ETA model: eta_hours = readiness_hours + distance_km * route_factor / deploy_speed_kmh.
+    route_factor_air: float = 1.0
+    route_factor_road: float = 1.3
+    max_body_bytes: int = 1_048_576
+    idempotency_ttl_hours: int = 24
+    base_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("database_url")
+    @classmethod
+    def _choose_driver(cls, value: str) -> str:
+        # Cities hand us the standard libpq form; we pick the driver (psycopg 3).
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("redis_url", "admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_embedded(self) -> bool:
+        """The one-command default: SQLite and no Redis server."""
+        return self.is_sqlite and self.redis_url is None
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.is_embedded if self.demo is None else self.demo
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,  # type: ignore[no-untyped-def,override]
+                                   dotenv_settings, file_secret_settings):
+        from pydantic_settings import TomlConfigSettingsSource
+
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def route_factors(settings: Settings) -> dict[str, float]:
+    return {"air": settings.route_factor_air, "road": settings.route_factor_road}
+
+
+__all__ = ["Settings", "Field", "route_factors", "REFERENCE_DIR"]

@@ -1,0 +1,1 @@
+"""B40 Mutual Aid server: API, board and the dispatch core."""

@@ -1,0 +1,1 @@
+"""HTTP adapter: thin routers over the use cases, pydantic at the edge."""

@@ -1,0 +1,69 @@
+"""Dependencies, declared once as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from config.settings import Settings, route_factors
+from server.db.unit_of_work import Database, IdempotencyClaim
+from server.domain.errors import Unauthenticated
+from server.domain.model import Actor
+from server.services.users import authenticate
+
+bearer = HTTPBearer(auto_error=False, description="A B40 token: `Authorization: Bearer <token>`")
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Db = Annotated[Database, Depends(get_database)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def current_actor(
+    database: Db,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is None or not credentials.credentials:
+        raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+    token = credentials.credentials
+    return database.read(lambda session: authenticate(session, token, database.clock()))
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+def get_route_factors(settings: AppSettings) -> dict[str, float]:
+    return route_factors(settings)
+
+
+RouteFactors = Annotated[dict[str, float], Depends(get_route_factors)]
+
+
+async def idempotency_claim(
+    request: Request,
+    actor: CurrentActor,
+    idempotency_key: Annotated[str | None, Header(max_length=200, min_length=1)] = None,
+) -> IdempotencyClaim | None:
+    if idempotency_key is None:
+        return None
+    return IdempotencyClaim(
+        user_id=actor.user_id,
+        key=idempotency_key,
+        method=request.method,
+        path=request.url.path,
+        body=await request.body(),
+    )
+
+
+Idempotency = Annotated[IdempotencyClaim | None, Depends(idempotency_claim)]

@@ -1,0 +1,105 @@
+"""The composition root: settings in, a wired FastAPI app out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from config.settings import Settings
+from server.api import errors, events, incidents, offers, reference, requests, resources, users
+from server.api.limits import BodySizeLimit
+from server.db.engine import make_engine
+from server.db.migrate import require_migrated, upgrade
+from server.db.unit_of_work import Clock, Database, utc_now
+from server.services.users import ensure_admin_token
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "board" / "static"
+API_PREFIX = "/api/v1"
+
+
+def prepare_database(settings: Settings) -> None:
+    """Embedded default: migrate on start. Elsewhere: refuse an un-migrated database."""
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+        return
+    engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
+    try:
+        require_migrated(engine, settings.database_url)
+    finally:
+        engine.dispose()
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, prepare: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    if prepare:
+        prepare_database(settings)
+    engine = make_engine(settings.database_url)
+    database = Database(engine, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.admin_token:
+            token = settings.admin_token
+            database.run(lambda tx: ensure_admin_token(tx, token))
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="B40 Mutual Aid",
+        version="1.0.0",
+        description="Crisis coordination and mutual-aid dispatch for the B40 Balkan Cities Network.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    errors.install(app)
+    for module in (reference, resources, incidents, requests, offers, events, users):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Public."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database (and Redis, when configured) answer."""
+        checks: dict[str, Any] = {}
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:  # any failure means not ready
+            checks["database"] = f"down: {type(error).__name__}"
+        if settings.redis_url:
+            checks["redis"] = _redis_check(settings.redis_url)
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/board", include_in_schema=False)
+    def board_page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _redis_check(url: str) -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
+        return "ok"
+    except Exception as error:
+        return f"down: {type(error).__name__}"

@@ -1,0 +1,1 @@
+"""The live operations board: websocket stream, per-process hub, and the page."""

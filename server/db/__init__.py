@@ -1,0 +1,1 @@
+"""Persistence adapter: engine, tables, unit of work, event log, migrations."""

@@ -1,0 +1,224 @@
+"""One use case = one transaction: Database.run(fn) begins, runs, records events, commits once."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.db.tables import EventCounterRow, EventRow, IdempotencyRow
+from server.domain.errors import Conflict, InvalidInput
+from server.domain.model import Actor
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class PendingEvent:
+    type: str
+    entity: str
+    entity_id: str
+    city: str | None
+    payload: dict[str, Any]
+    exercise: bool
+
+
+@dataclass(slots=True)
+class Tx:
+    """What a use case sees: the session, the time, who acts, and where to record events."""
+
+    session: Session
+    now: datetime
+    actor: Actor | None
+    events: list[PendingEvent] = field(default_factory=list)
+
+    def record(
+        self,
+        type: str,
+        entity: str,
+        entity_id: int | str,
+        *,
+        city: str | None,
+        payload: dict[str, Any],
+        exercise: bool = False,
+    ) -> None:
+        self.events.append(PendingEvent(type, entity, str(entity_id), city, payload, exercise))
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """An Idempotency-Key with what it was sent with."""
+
+    user_id: int
+    key: str
+    method: str
+    path: str
+    body: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for part in (self.method.encode(), self.path.encode(), self.body):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+AfterCommit = Callable[[int], None]
+
+
+class Database:
+    """The unit-of-work factory: the only place that commits."""
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._after_commit: list[AfterCommit] = []
+
+    def on_commit(self, callback: AfterCommit) -> None:
+        """Called with the last seq after a transaction that recorded events commits."""
+        self._after_commit.append(callback)
+
+    def run(self, fn: Callable[[Tx], T], *, actor: Actor | None = None) -> T:
+        with self.sessions() as session, session.begin():
+            tx = Tx(session=session, now=self.clock(), actor=actor)
+            result = fn(tx)
+            last_seq = append_events(session, tx)
+        if last_seq is not None:
+            self._notify(last_seq)
+        return result
+
+    def read(self, fn: Callable[[Session], T]) -> T:
+        with self.sessions() as session, session.begin():
+            return fn(session)
+
+    def run_idempotent(
+        self,
+        fn: Callable[[Tx], tuple[int, dict[str, Any]]],
+        *,
+        actor: Actor,
+        claim: IdempotencyClaim | None,
+    ) -> StoredResponse:
+        """Run a creating use case once per Idempotency-Key; a retry gets the first answer."""
+        if claim is None:
+            status, body = self.run(fn, actor=actor)
+            return StoredResponse(status, body, replayed=False)
+        try:
+            return self.run(lambda tx: _claim_then_run(tx, claim, fn), actor=actor)
+        except IntegrityError as error:
+            # A concurrent request with the same key committed first; answer as it did.
+            stored = self.read(lambda s: _stored(s, claim))
+            if stored is None:
+                raise error
+            return stored
+
+    def _notify(self, last_seq: int) -> None:
+        for callback in self._after_commit:
+            try:
+                callback(last_seq)
+            except Exception:  # best effort: the relay re-reads the log anyway
+                log.exception("after-commit callback failed")
+
+
+def append_events(session: Session, tx: Tx) -> int | None:
+    """Give the transaction's events their seqs and write them; return the last seq.
+
+    The counter row's lock is held from here to commit, so seqs become visible in commit
+    order with no gaps (an auto-increment would not: 11 can commit before 10). It is taken
+    last, so the lock is held for as short a time as possible.
+    """
+    if not tx.events:
+        return None
+    count = len(tx.events)
+    last = session.execute(
+        update(EventCounterRow)
+        .where(EventCounterRow.id == 1)
+        .values(seq=EventCounterRow.seq + count)
+        .returning(EventCounterRow.seq)
+    ).scalar_one()
+    first = last - count + 1
+    actor = tx.actor
+    session.add_all(
+        EventRow(
+            seq=first + i,
+            type=e.type,
+            entity=e.entity,
+            entity_id=e.entity_id,
+            city=e.city,
+            actor_id=actor.user_id if actor else None,
+            actor_name=actor.name if actor else None,
+            exercise=e.exercise,
+            payload=e.payload,
+            created_at=tx.now,
+        )
+        for i, e in enumerate(tx.events)
+    )
+    session.flush()
+    tx.events.clear()
+    return int(last)
+
+
+def _stored(session: Session, claim: IdempotencyClaim) -> StoredResponse | None:
+    row = session.scalars(
+        select(IdempotencyRow).where(
+            IdempotencyRow.user_id == claim.user_id, IdempotencyRow.key == claim.key
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.fingerprint != claim.fingerprint:
+        raise InvalidInput(
+            "this Idempotency-Key was already used with a different request body",
+            field="Idempotency-Key",
+        )
+    return StoredResponse(row.status_code, row.response, replayed=True)
+
+
+def _claim_then_run(
+    tx: Tx, claim: IdempotencyClaim, fn: Callable[[Tx], tuple[int, dict[str, Any]]]
+) -> StoredResponse:
+    stored = _stored(tx.session, claim)
+    if stored is not None:
+        return stored
+    # Insert the key before the work: a concurrent twin blocks on the unique index here,
+    # then fails and replays our answer instead of doing the work again.
+    row = IdempotencyRow(
+        user_id=claim.user_id,
+        key=claim.key,
+        method=claim.method,
+        path=claim.path,
+        fingerprint=claim.fingerprint,
+        status_code=0,
+        response={},
+        created_at=tx.now,
+    )
+    tx.session.add(row)
+    tx.session.flush()
+    status, body = fn(tx)
+    row.status_code = status
+    row.response = body
+    return StoredResponse(status, body, replayed=False)
+
+
+__all__ = ["Conflict", "Database", "IdempotencyClaim", "StoredResponse", "Tx", "utc_now"]

@@ -1,0 +1,1 @@
+"""The pure core: plain data, state machines, matching. No I/O, no clocks, no ids made here."""

@@ -1,0 +1,58 @@
+"""Plain factory functions for tests: an API client with users of each role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from config.settings import Settings
+from server.app import create_app
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass
+class Api:
+    """A TestClient plus the tokens of the users made so far."""
+
+    client: TestClient
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if who != "anonymous":
+            headers["Authorization"] = f"Bearer {self.tokens[who]}"
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, who: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.call(who, "GET", path, **kwargs)
+
+    def post(self, who: str, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.call(who, "POST", path, json=json, **kwargs)
+
+    def put(self, who: str, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.call(who, "PUT", path, json=json, **kwargs)
+
+    def user(self, name: str, role: str, city: str | None = None) -> str:
+        """Create a user through the API; remember its token under `name`."""
+        response = self.post("admin", "/api/v1/users", {"name": name, "role": role, "city": city})
+        assert response.status_code == 201, response.text
+        self.tokens[name] = response.json()["token"]
+        return name
+
+    def ok(self, response: httpx.Response, status: int = 200) -> Any:
+        assert response.status_code == status, f"{response.status_code}: {response.text}"
+        return response.json()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, redis_url=None, demo=False, **overrides)
+
+
+def make_api(database_url: str, **overrides: Any) -> tuple[Api, TestClient]:
+    app = create_app(make_settings(database_url, **overrides), prepare=False)
+    client = TestClient(app)
+    return Api(client=client, tokens={"admin": ADMIN_TOKEN}), client
