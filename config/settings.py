@@ -6,7 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parent
 REFERENCE_DIR = CONFIG_DIR / "reference"
@@ -64,10 +69,15 @@ class Settings(BaseSettings):
         return self.is_embedded if self.demo is None else self.demo
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,  # type: ignore[no-untyped-def,override]
-                                   dotenv_settings, file_secret_settings):
-        from pydantic_settings import TomlConfigSettingsSource
-
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then B40_* environment, then config/b40.toml.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 

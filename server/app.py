@@ -38,7 +38,9 @@ def prepare_database(settings: Settings) -> None:
         engine.dispose()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, prepare: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, prepare: bool = True
+) -> FastAPI:
     settings = settings or Settings()
     if prepare:
         prepare_database(settings)
@@ -56,7 +58,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, prep
     app = FastAPI(
         title="B40 Mutual Aid",
         version="1.0.0",
-        description="Crisis coordination and mutual-aid dispatch for the B40 Balkan Cities Network.",
+        description="Crisis coordination and mutual-aid dispatch, B40 Balkan Cities Network.",
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -10,7 +9,9 @@ import typer
 from config.settings import Settings
 from server.domain.model import Role
 
-cli = typer.Typer(help="B40 Mutual Aid: crisis coordination and mutual-aid dispatch.", no_args_is_help=True)
+cli = typer.Typer(
+    help="B40 Mutual Aid: crisis coordination and mutual-aid dispatch.", no_args_is_help=True
+)
 db_cli = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
 user_cli = typer.Typer(help="Users and tokens.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
@@ -64,8 +65,12 @@ def seed() -> None:
 @user_cli.command("add")
 def user_add(
     name: Annotated[str, typer.Option(help="Person or system the token is for.")],
-    role: Annotated[Role, typer.Option(help="admin, coordinator, city_operator, duty_officer, observer")],
-    city: Annotated[str | None, typer.Option(help="City slug (required for city_operator).")] = None,
+    role: Annotated[
+        Role, typer.Option(help="admin, coordinator, city_operator, duty_officer, observer")
+    ],
+    city: Annotated[
+        str | None, typer.Option(help="City slug (required for city_operator).")
+    ] = None,
 ) -> None:
     """Create a user and print its token (shown once)."""
     from server.db.engine import make_engine
@@ -88,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -49,7 +49,9 @@ class Api:
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, redis_url=None, demo=False, **overrides)
+    return Settings(
+        database_url=database_url, admin_token=ADMIN_TOKEN, redis_url=None, demo=False, **overrides
+    )
 
 
 def make_api(database_url: str, **overrides: Any) -> tuple[Api, TestClient]:

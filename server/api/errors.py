@@ -34,7 +34,7 @@ RETRY_AFTER_SECONDS = "2"
 def status_of(error: DomainError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 
@@ -52,7 +52,10 @@ def install(app: FastAPI) -> None:
         # callsigns) caught a race the code's checks could not see.
         log.info("integrity conflict: %s", error.orig)
         return JSONResponse(
-            {"detail": "a concurrent change conflicts with this one; reload and retry", "code": "conflict"},
+            {
+                "detail": "a concurrent change conflicts with this one; reload and retry",
+                "code": "conflict",
+            },
             status_code=409,
         )
 

@@ -17,7 +17,9 @@ router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 
 @router.post("", status_code=201)
-def create_incident(body: IncidentIn, actor: CurrentActor, database: Db, claim: Idempotency) -> JSONResponse:
+def create_incident(
+    body: IncidentIn, actor: CurrentActor, database: Db, claim: Idempotency
+) -> JSONResponse:
     def use_case(tx: Any) -> tuple[int, dict[str, Any]]:
         return 201, incidents.create_incident(tx, **body.model_dump())
 
@@ -34,7 +36,9 @@ def list_incidents(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     items, total = database.read(
-        lambda s: incidents.list_incidents(s, city=city, exercise=exercise, limit=limit, offset=offset)
+        lambda s: incidents.list_incidents(
+            s, city=city, exercise=exercise, limit=limit, offset=offset
+        )
     )
     return page(items, total, limit, offset)
 

@@ -51,13 +51,20 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
-            {"detail": f"request body larger than {self.max_bytes} bytes", "code": "too_large", "field": "body"}
+            {
+                "detail": f"request body larger than {self.max_bytes} bytes",
+                "code": "too_large",
+                "field": "body",
+            }
         ).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -111,4 +111,6 @@ def get_deployment(deployment_id: Id, actor: CurrentActor, database: Db) -> dict
 def move_deployment(
     deployment_id: Id, body: DeploymentStatusIn, actor: CurrentActor, database: Db
 ) -> dict[str, Any]:
-    return database.run(lambda tx: offers.move_deployment(tx, deployment_id, body.status), actor=actor)
+    return database.run(
+        lambda tx: offers.move_deployment(tx, deployment_id, body.status), actor=actor
+    )

@@ -40,6 +40,10 @@ def get_reserves(slug: Slug, actor: CurrentActor, database: Db) -> dict[str, Any
 
 @router.put("/cities/{slug}/reserves/{capability}")
 def put_reserve(
-    slug: Slug, capability: Annotated[str, Path(pattern=r"^[A-Z0-9][A-Z0-9_-]*$", max_length=64)], body: ReserveIn, actor: CurrentActor, database: Db
+    slug: Slug,
+    capability: Annotated[str, Path(pattern=r"^[A-Z0-9][A-Z0-9_-]*$", max_length=64)],
+    body: ReserveIn,
+    actor: CurrentActor,
+    database: Db,
 ) -> dict[str, Any]:
     return database.run(lambda tx: set_reserve(tx, slug, capability, body.minimum), actor=actor)

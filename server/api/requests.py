@@ -18,7 +18,9 @@ router = APIRouter(prefix="/requests", tags=["requests"])
 
 
 @router.post("", status_code=201)
-def create_request(body: RequestIn, actor: CurrentActor, database: Db, claim: Idempotency) -> JSONResponse:
+def create_request(
+    body: RequestIn, actor: CurrentActor, database: Db, claim: Idempotency
+) -> JSONResponse:
     lines = [
         LineInput(
             capability=i.capability,
@@ -31,7 +33,12 @@ def create_request(body: RequestIn, actor: CurrentActor, database: Db, claim: Id
 
     def use_case(tx: Any) -> tuple[int, dict[str, Any]]:
         view = requests.create_request(
-            tx, city=body.city, incident_id=body.incident_id, priority=body.priority, items=lines, note=body.note
+            tx,
+            city=body.city,
+            incident_id=body.incident_id,
+            priority=body.priority,
+            items=lines,
+            note=body.note,
         )
         return 201, view
 
@@ -82,4 +89,6 @@ def get_candidates(
     factors: RouteFactors,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
-    return database.read(lambda s: requests.candidates(s, request_id, route_factors=factors, limit=limit))
+    return database.read(
+        lambda s: requests.candidates(s, request_id, route_factors=factors, limit=limit)
+    )

@@ -17,7 +17,9 @@ router = APIRouter(prefix="/resources", tags=["resources"])
 
 
 @router.post("", status_code=201)
-def create_resource(body: ResourceIn, actor: CurrentActor, database: Db, claim: Idempotency) -> JSONResponse:
+def create_resource(
+    body: ResourceIn, actor: CurrentActor, database: Db, claim: Idempotency
+) -> JSONResponse:
     def use_case(tx: Any) -> tuple[int, dict[str, Any]]:
         return 201, resources.create_resource(tx, **body.model_dump())
 
@@ -66,5 +68,9 @@ def get_resource(resource_id: Id, actor: CurrentActor, database: Db) -> dict[str
 
 
 @router.post("/{resource_id}/status")
-def set_resource_status(resource_id: Id, body: StatusIn, actor: CurrentActor, database: Db) -> dict[str, Any]:
-    return database.run(lambda tx: resources.set_status_by_hand(tx, resource_id, body.status), actor=actor)
+def set_resource_status(
+    resource_id: Id, body: StatusIn, actor: CurrentActor, database: Db
+) -> dict[str, Any]:
+    return database.run(
+        lambda tx: resources.set_status_by_hand(tx, resource_id, body.status), actor=actor
+    )

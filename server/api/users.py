@@ -18,7 +18,9 @@ def create_user(body: UserIn, actor: CurrentActor, database: Db) -> dict[str, An
     """Returns the token once; only its hash is stored."""
 
     def use_case(tx: Any) -> dict[str, Any]:
-        view, token = users.create_user(tx, name=body.name, role=body.role, city=body.city, expires_at=body.expires_at)
+        view, token = users.create_user(
+            tx, name=body.name, role=body.role, city=body.city, expires_at=body.expires_at
+        )
         return {**view, "token": token}
 
     return database.run(use_case, actor=actor)

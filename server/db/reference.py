@@ -71,7 +71,9 @@ def load_reference(connection: Connection, directory: Path = REFERENCE_DIR) -> N
     )
 
 
-def _upsert(connection: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+def _upsert(
+    connection: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]
+) -> None:
     if not rows:
         return
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert

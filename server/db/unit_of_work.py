@@ -222,3 +222,11 @@ def _claim_then_run(
 
 
 __all__ = ["Conflict", "Database", "IdempotencyClaim", "StoredResponse", "Tx", "utc_now"]
+
+
+def rows_changed(result: object) -> int:
+    """Rows an UPDATE matched (SQLAlchemy types execute() as Result; DML returns CursorResult)."""
+    from sqlalchemy import CursorResult
+
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

@@ -28,10 +28,15 @@ def distance_km(a: Point, b: Point) -> float:
 
 
 def eta_hours(
-    readiness_hours: float, distance: float, capability: Capability, route_factors: Mapping[str, float]
+    readiness_hours: float,
+    distance: float,
+    capability: Capability,
+    route_factors: Mapping[str, float],
 ) -> float:
     """Readiness plus travel: road trips are longer than the straight line by the route factor."""
-    return readiness_hours + distance * route_factors[capability.travel] / capability.deploy_speed_kmh
+    return (
+        readiness_hours + distance * route_factors[capability.travel] / capability.deploy_speed_kmh
+    )
 
 
 def accepted_capabilities(
@@ -41,7 +46,9 @@ def accepted_capabilities(
 
     The line's own `substitutes` list wins when it names any; otherwise the catalogue's rules.
     """
-    subs = line.substitutes if line.substitutes else tuple(substitution_rules.get(line.capability, ()))
+    subs = (
+        line.substitutes if line.substitutes else tuple(substitution_rules.get(line.capability, ()))
+    )
     return (line.capability, *[s for s in subs if s != line.capability])
 
 

@@ -35,7 +35,6 @@ class DeploymentStatus(StrEnum):
 
 
 U = UnitStatus
-O = OfferStatus
 D = DeploymentStatus
 
 UNIT_NEXT: Final[Mapping[UnitStatus, frozenset[UnitStatus]]] = {
@@ -56,10 +55,12 @@ UNIT_MANUAL: Final[Mapping[UnitStatus, frozenset[UnitStatus]]] = {
 }
 
 OFFER_NEXT: Final[Mapping[OfferStatus, frozenset[OfferStatus]]] = {
-    O.PENDING: frozenset({O.ACCEPTED, O.DECLINED, O.WITHDRAWN}),
-    O.ACCEPTED: frozenset(),
-    O.DECLINED: frozenset(),
-    O.WITHDRAWN: frozenset(),
+    OfferStatus.PENDING: frozenset(
+        {OfferStatus.ACCEPTED, OfferStatus.DECLINED, OfferStatus.WITHDRAWN}
+    ),
+    OfferStatus.ACCEPTED: frozenset(),
+    OfferStatus.DECLINED: frozenset(),
+    OfferStatus.WITHDRAWN: frozenset(),
 }
 
 DEPLOYMENT_NEXT: Final[Mapping[DeploymentStatus, frozenset[DeploymentStatus]]] = {

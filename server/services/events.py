@@ -26,7 +26,9 @@ def event_view(row: EventRow) -> dict[str, Any]:
 
 
 def events_after(session: Session, after: int, limit: int) -> list[dict[str, Any]]:
-    rows = session.scalars(select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq).limit(limit))
+    rows = session.scalars(
+        select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq).limit(limit)
+    )
     return [event_view(r) for r in rows]
 
 

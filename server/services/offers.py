@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from server.db.tables import DeploymentRow, OfferRow, RequestItemRow, RequestRow, ResourceRow
-from server.db.unit_of_work import Tx
+from server.db.unit_of_work import Tx, rows_changed
 from server.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.domain.matching import distance_km, eta_hours
 from server.domain.model import LineStatus, Point
@@ -69,16 +69,22 @@ def make_offer(
     accepted = (item.capability, *(item.substitutes or ()))
     if unit.capability not in accepted:
         raise InvalidInput(
-            f"a {unit.capability} cannot fill a line for {item.capability} (accepted: {', '.join(accepted)})",
+            f"a {unit.capability} cannot fill a line for {item.capability} "
+            f"(accepted: {', '.join(accepted)})",
             field="resource_id",
         )
     if unit.status != UnitStatus.AVAILABLE.value:
-        raise Conflict(f"resource {unit.id} is {unit.status}, not available", field="resource_id", current=unit.status)
+        raise Conflict(
+            f"resource {unit.id} is {unit.status}, not available",
+            field="resource_id",
+            current=unit.status,
+        )
     reserve = catalogue.reserves(tx.session).get((unit.city, unit.capability), 0)
     others = available_count(tx.session, unit.city, unit.capability, unit.exercise) - 1
     if others < reserve and not override_reserve:
         raise Conflict(
-            f"{unit.city} keeps at least {reserve} {unit.capability} at home and would have {others} left; "
+            f"{unit.city} keeps at least {reserve} {unit.capability} at home "
+            f"and would have {others} left; "
             "a coordinator may override this with override_reserve",
             field="resource_id",
             reserve=reserve,
@@ -196,15 +202,19 @@ def move_deployment(tx: Tx, deployment_id: int, status: DeploymentStatus) -> dic
     deployment = tx.session.get(DeploymentRow, deployment_id, with_for_update=True)
     if deployment is None:
         raise NotFound(f"no deployment {deployment_id}", field="id")
-    require_any_city(tx.actor, {deployment.donor_city, deployment.requesting_city}, "moving a deployment")
+    require_any_city(
+        tx.actor, {deployment.donor_city, deployment.requesting_city}, "moving a deployment"
+    )
     current = DeploymentStatus(deployment.status)
     check_transition("deployment", DEPLOYMENT_NEXT, current, status)
-    changed = tx.session.execute(
-        update(DeploymentRow)
-        .where(DeploymentRow.id == deployment.id, DeploymentRow.status == current.value)
-        .values(status=status.value, updated_at=tx.now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    changed = rows_changed(
+        tx.session.execute(
+            update(DeploymentRow)
+            .where(DeploymentRow.id == deployment.id, DeploymentRow.status == current.value)
+            .values(status=status.value, updated_at=tx.now)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if changed != 1:
         raise Conflict(f"deployment {deployment_id} changed meanwhile", field="status")
     tx.session.refresh(deployment)
@@ -248,7 +258,13 @@ def list_offers(
 
 
 def list_deployments(
-    session: Session, *, status: str | None, city: str | None, resource_id: int | None, limit: int, offset: int
+    session: Session,
+    *,
+    status: str | None,
+    city: str | None,
+    resource_id: int | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     query = select(DeploymentRow)
     if status is not None:
@@ -256,7 +272,9 @@ def list_deployments(
     if resource_id is not None:
         query = query.where(DeploymentRow.resource_id == resource_id)
     if city is not None:
-        query = query.where((DeploymentRow.donor_city == city) | (DeploymentRow.requesting_city == city))
+        query = query.where(
+            (DeploymentRow.donor_city == city) | (DeploymentRow.requesting_city == city)
+        )
     rows = list(session.scalars(query.order_by(DeploymentRow.id.desc())))
     return [deployment_view(r) for r in rows[offset : offset + limit]], len(rows)
 
@@ -284,12 +302,18 @@ def _check_line_open(tx: Tx, request: RequestRow, item: RequestItemRow) -> None:
 
 def _set_offer_status(tx: Tx, offer: OfferRow, status: OfferStatus) -> None:
     # Compare-and-set on the status read, so 30 concurrent accepts have one winner.
-    changed = tx.session.execute(
-        update(OfferRow)
-        .where(OfferRow.id == offer.id, OfferRow.status == OfferStatus.PENDING.value)
-        .values(status=status.value, decided_at=tx.now, decided_by=tx.actor.user_id if tx.actor else None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    changed = rows_changed(
+        tx.session.execute(
+            update(OfferRow)
+            .where(OfferRow.id == offer.id, OfferRow.status == OfferStatus.PENDING.value)
+            .values(
+                status=status.value,
+                decided_at=tx.now,
+                decided_by=tx.actor.user_id if tx.actor else None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
     tx.session.refresh(offer)
     if changed != 1:
         raise Conflict(f"offer {offer.id} is {offer.status} now", field="id", current=offer.status)
@@ -319,5 +343,16 @@ def _record_deployment(
         "request": request_view(request, items_of(tx.session, request.id), tx.now),
     }
     if resource is not None:
-        payload["resource"] = {"callsign": resource.callsign, "lat": resource.lat, "lon": resource.lon}
-    tx.record(type, "deployment", deployment.id, city=deployment.requesting_city, payload=payload, exercise=request.exercise)
+        payload["resource"] = {
+            "callsign": resource.callsign,
+            "lat": resource.lat,
+            "lon": resource.lon,
+        }
+    tx.record(
+        type,
+        "deployment",
+        deployment.id,
+        city=deployment.requesting_city,
+        payload=payload,
+        exercise=request.exercise,
+    )

@@ -45,7 +45,8 @@ def create_request(
     incident = load_incident(tx.session, incident_id, field="incident_id")
     if incident.city != city:
         raise InvalidInput(
-            f"incident {incident_id} belongs to {incident.city!r}, not {city!r}", field="incident_id"
+            f"incident {incident_id} belongs to {incident.city!r}, not {city!r}",
+            field="incident_id",
         )
     if not 1 <= len(items) <= MAX_LINES:
         raise InvalidInput(f"a request has 1 to {MAX_LINES} items", field="items")
@@ -53,7 +54,9 @@ def create_request(
     for index, item in enumerate(items):
         where = f"items.{index}"
         if item.capability not in known:
-            raise InvalidInput(f"unknown capability {item.capability!r}", field=f"{where}.capability")
+            raise InvalidInput(
+                f"unknown capability {item.capability!r}", field=f"{where}.capability"
+            )
         if item.quantity < 1:
             raise InvalidInput("quantity must be at least 1", field=f"{where}.quantity")
         for sub in item.substitutes or ():
@@ -82,7 +85,9 @@ def create_request(
             quantity=item.quantity,
             # None means "the catalogue's rules"; we store the resolved list so that a later
             # change of rules does not change what an open request accepts.
-            substitutes=list(item.substitutes if item.substitutes is not None else rules.get(item.capability, [])),
+            substitutes=list(
+                item.substitutes if item.substitutes is not None else rules.get(item.capability, [])
+            ),
             needed_by=item.needed_by,
             offered=0,
             accepted=0,
@@ -95,7 +100,9 @@ def create_request(
     tx.session.add_all(rows)
     tx.session.flush()
     view = request_view(request, rows, tx.now)
-    tx.record("request.created", "request", request.id, city=city, payload=view, exercise=request.exercise)
+    tx.record(
+        "request.created", "request", request.id, city=city, payload=view, exercise=request.exercise
+    )
     return view
 
 
@@ -109,7 +116,9 @@ def load_request(session: Session, request_id: int, *, lock: bool = False) -> Re
 def items_of(session: Session, request_id: int) -> list[RequestItemRow]:
     return list(
         session.scalars(
-            select(RequestItemRow).where(RequestItemRow.request_id == request_id).order_by(RequestItemRow.position)
+            select(RequestItemRow)
+            .where(RequestItemRow.request_id == request_id)
+            .order_by(RequestItemRow.position)
         )
     )
 
@@ -169,7 +178,14 @@ def cancel_request(tx: Tx, request_id: int) -> dict[str, Any]:
     request.cancelled_at = tx.now
     tx.session.flush()
     view = request_view(request, items_of(tx.session, request.id), tx.now)
-    tx.record("request.cancelled", "request", request.id, city=request.city, payload=view, exercise=request.exercise)
+    tx.record(
+        "request.cancelled",
+        "request",
+        request.id,
+        city=request.city,
+        payload=view,
+        exercise=request.exercise,
+    )
     return view
 
 

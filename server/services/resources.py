@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from server.db.tables import ReserveRow, ResourceRow
-from server.db.unit_of_work import Tx
+from server.db.unit_of_work import Tx, rows_changed
 from server.domain.errors import Conflict, InvalidInput, NotFound
 from server.domain.policy import require_city, resolve_city
 from server.domain.status import UNIT_MANUAL, UNIT_NEXT, UnitStatus, check_transition
@@ -80,8 +80,12 @@ def _insert_units(
     city_row = get_city(tx.session, city)
     capability_row = get_capability(tx.session, capability)
     if (lat is None) != (lon is None):
-        raise InvalidInput("give both lat and lon, or neither", field="lat" if lat is None else "lon")
-    clash = tx.session.scalars(select(ResourceRow.callsign).where(ResourceRow.callsign.in_(callsigns))).first()
+        raise InvalidInput(
+            "give both lat and lon, or neither", field="lat" if lat is None else "lon"
+        )
+    clash = tx.session.scalars(
+        select(ResourceRow.callsign).where(ResourceRow.callsign.in_(callsigns))
+    ).first()
     if clash is not None:
         raise Conflict(f"callsign {clash!r} is already registered", field="callsign")
     home_lat = city_row.lat if lat is None else lat
@@ -108,7 +112,14 @@ def _insert_units(
     tx.session.add_all(rows)
     tx.session.flush()
     for row in rows:
-        tx.record("resource.created", "resource", row.id, city=city, payload=resource_view(row), exercise=exercise)
+        tx.record(
+            "resource.created",
+            "resource",
+            row.id,
+            city=city,
+            payload=resource_view(row),
+            exercise=exercise,
+        )
     return rows
 
 
@@ -116,7 +127,9 @@ def get_resource(session: Session, resource_id: int) -> dict[str, Any]:
     return resource_view(load_resource(session, resource_id))
 
 
-def load_resource(session: Session, resource_id: int, *, lock: bool = False, field: str = "id") -> ResourceRow:
+def load_resource(
+    session: Session, resource_id: int, *, lock: bool = False, field: str = "id"
+) -> ResourceRow:
     row = session.get(ResourceRow, resource_id, with_for_update=lock)
     if row is None:
         raise NotFound(f"no resource {resource_id}", field=field)
@@ -147,7 +160,9 @@ def list_resources(
     return [resource_view(r) for r in rows], int(total)
 
 
-def move_unit(tx: Tx, row: ResourceRow, new: UnitStatus, *, expect: UnitStatus | None = None) -> None:
+def move_unit(
+    tx: Tx, row: ResourceRow, new: UnitStatus, *, expect: UnitStatus | None = None
+) -> None:
     """The one place a unit's status changes: checks the table, updates only if unchanged.
 
     The UPDATE re-checks the status it read (compare-and-set), so two transactions racing
@@ -155,12 +170,14 @@ def move_unit(tx: Tx, row: ResourceRow, new: UnitStatus, *, expect: UnitStatus |
     """
     current = UnitStatus(row.status) if expect is None else expect
     check_transition("resource", UNIT_NEXT, current, new)
-    changed = tx.session.execute(
-        update(ResourceRow)
-        .where(ResourceRow.id == row.id, ResourceRow.status == current.value)
-        .values(status=new.value, status_since=tx.now, version=ResourceRow.version + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    changed = rows_changed(
+        tx.session.execute(
+            update(ResourceRow)
+            .where(ResourceRow.id == row.id, ResourceRow.status == current.value)
+            .values(status=new.value, status_since=tx.now, version=ResourceRow.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if changed != 1:
         tx.session.refresh(row)
         raise Conflict(
@@ -212,7 +229,9 @@ def set_reserve(tx: Tx, city: str, capability: str, minimum: int) -> dict[str, A
 
 def list_reserves(session: Session, city: str) -> list[dict[str, Any]]:
     get_city(session, city, field="slug")
-    rows = session.scalars(select(ReserveRow).where(ReserveRow.city == city).order_by(ReserveRow.capability))
+    rows = session.scalars(
+        select(ReserveRow).where(ReserveRow.city == city).order_by(ReserveRow.capability)
+    )
     return [reserve_view(r) for r in rows]
 
 

@@ -46,7 +46,9 @@ def user_view(row: UserRow) -> dict[str, Any]:
 
 
 def authenticate(session: Session, token: str, now: datetime) -> Actor:
-    row = session.scalars(select(UserRow).where(UserRow.token_hash == hash_token(token))).one_or_none()
+    row = session.scalars(
+        select(UserRow).where(UserRow.token_hash == hash_token(token))
+    ).one_or_none()
     if row is None:
         raise Unauthenticated("unknown token")
     if row.revoked_at is not None:
@@ -107,6 +109,8 @@ def revoke_user(tx: Tx, user_id: int) -> dict[str, Any]:
 
 def ensure_admin_token(tx: Tx, token: str) -> None:
     """Start-up: make sure an admin holding `token` exists (automation and the demo)."""
-    exists = tx.session.scalars(select(UserRow.id).where(UserRow.token_hash == hash_token(token))).first()
+    exists = tx.session.scalars(
+        select(UserRow.id).where(UserRow.token_hash == hash_token(token))
+    ).first()
     if exists is None:
         create_user(tx, name=ADMIN_FROM_ENV, role=Role.ADMIN, city=None, token=token)

@@ -131,7 +131,9 @@ def item_view(row: RequestItemRow, *, cancelled: bool, now: datetime) -> dict[st
 
 def request_view(row: RequestRow, items: Sequence[RequestItemRow], now: datetime) -> dict[str, Any]:
     cancelled = row.cancelled_at is not None
-    item_views = [item_view(i, cancelled=cancelled, now=now) for i in sorted(items, key=lambda i: i.position)]
+    item_views = [
+        item_view(i, cancelled=cancelled, now=now) for i in sorted(items, key=lambda i: i.position)
+    ]
     status = request_status((LineStatus(v["status"]) for v in item_views), cancelled=cancelled)
     return {
         "id": row.id,

@@ -4,10 +4,11 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-29 01:40:44.621390
 """
-from alembic import op
 import sqlalchemy as sa
-import server.db.tables
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import server.db.tables
 
 revision = '0001'
 down_revision = None

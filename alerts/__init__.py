@@ -1,0 +1,1 @@
+"""Alerts to duty officers: rules, messages, CAP 1.2 and delivery channels."""

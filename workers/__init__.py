@@ -1,0 +1,1 @@
+"""RQ entry points, the event relay and the scheduler setup."""
