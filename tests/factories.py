@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -10,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from config.settings import Settings
 from server.app import create_app
+from server.db.unit_of_work import utc_now
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -54,7 +57,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     )
 
 
-def make_api(database_url: str, **overrides: Any) -> tuple[Api, TestClient]:
-    app = create_app(make_settings(database_url, **overrides), prepare=False)
+def make_api(
+    database_url: str, *, clock: Callable[[], datetime] = utc_now, **overrides: Any
+) -> tuple[Api, TestClient]:
+    app = create_app(make_settings(database_url, **overrides), clock=clock, prepare=False)
     client = TestClient(app)
     return Api(client=client, tokens={"admin": ADMIN_TOKEN}), client

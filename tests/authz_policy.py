@@ -1,0 +1,69 @@
+"""The authorisation policy as data: every route x every identity -> the expected outcome.
+
+Identities: the object under test belongs to an "owner" city (see OWNER); `own_operator` is
+that city's operator, `other_operator` is the operator of an unrelated city. Token problems
+(anonymous, unknown, tampered, expired, revoked) are 401 on every non-public route.
+A meta-test fails when a route of the app has no row here.
+"""
+
+from __future__ import annotations
+
+ALLOW = "allow"  # 2xx
+DENY = "deny"  # 403
+
+ROLES = ("admin", "coordinator", "own_operator", "other_operator", "duty_officer", "observer")
+BAD_TOKENS = ("anonymous", "unknown", "tampered", "expired", "revoked")
+
+READ = dict.fromkeys(ROLES, ALLOW)
+ADMIN_ONLY = {r: (ALLOW if r == "admin" else DENY) for r in ROLES}
+NETWORK_ONLY = {r: (ALLOW if r in ("admin", "coordinator") else DENY) for r in ROLES}
+OWNER_WRITES = {
+    r: (ALLOW if r in ("admin", "coordinator", "own_operator") else DENY) for r in ROLES
+}
+
+# Routes anyone may call: probes, the board's static page and the API description.
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/"),
+    ("GET", "/board"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/redoc"),
+}
+
+POLICY: dict[tuple[str, str], dict[str, str]] = {
+    ("GET", "/api/v1/cities"): READ,
+    ("GET", "/api/v1/cities/{slug}"): READ,
+    ("GET", "/api/v1/capabilities"): READ,
+    ("GET", "/api/v1/cities/{slug}/reserves"): READ,
+    ("PUT", "/api/v1/cities/{slug}/reserves/{capability}"): OWNER_WRITES,
+    ("POST", "/api/v1/resources"): OWNER_WRITES,
+    ("POST", "/api/v1/resources/bulk"): OWNER_WRITES,
+    ("GET", "/api/v1/resources"): READ,
+    ("GET", "/api/v1/resources/{resource_id}"): READ,
+    ("POST", "/api/v1/resources/{resource_id}/status"): OWNER_WRITES,
+    ("POST", "/api/v1/incidents"): OWNER_WRITES,
+    ("GET", "/api/v1/incidents"): READ,
+    ("GET", "/api/v1/incidents/{incident_id}"): READ,
+    ("POST", "/api/v1/requests"): OWNER_WRITES,
+    ("GET", "/api/v1/requests"): READ,
+    ("GET", "/api/v1/requests/{request_id}"): READ,
+    ("POST", "/api/v1/requests/{request_id}/cancel"): OWNER_WRITES,
+    ("GET", "/api/v1/requests/{request_id}/candidates"): READ,
+    ("POST", "/api/v1/offers"): OWNER_WRITES,  # owner: the donor city
+    ("GET", "/api/v1/offers"): READ,
+    ("GET", "/api/v1/offers/{offer_id}"): READ,
+    ("POST", "/api/v1/offers/{offer_id}/accept"): OWNER_WRITES,  # owner: the requesting city
+    ("POST", "/api/v1/offers/{offer_id}/decline"): OWNER_WRITES,  # owner: the requesting city
+    ("POST", "/api/v1/offers/{offer_id}/withdraw"): OWNER_WRITES,  # owner: the donor city
+    ("POST", "/api/v1/dispatches"): NETWORK_ONLY,
+    ("GET", "/api/v1/deployments"): READ,
+    ("GET", "/api/v1/deployments/{deployment_id}"): READ,
+    ("POST", "/api/v1/deployments/{deployment_id}/status"): OWNER_WRITES,  # donor or requester
+    ("GET", "/api/v1/events"): READ,
+    ("POST", "/api/v1/users"): ADMIN_ONLY,
+    ("GET", "/api/v1/users/me"): READ,
+    ("POST", "/api/v1/users/{user_id}/revoke"): ADMIN_ONLY,
+}
