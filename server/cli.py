@@ -1,4 +1,4 @@
-"""The `b40` command: serve, db upgrade, seed, user add."""
+"""The `b40` command: serve, db upgrade, seed, user add, replay."""
 
 from __future__ import annotations
 
@@ -86,6 +86,78 @@ def user_add(
         raise typer.Exit(2) from error
     typer.echo(f"user {view['id']} ({view['role']}{', ' + view['city'] if view['city'] else ''})")
     typer.echo(f"token: {token}")
+
+
+@cli.command()
+def replay(
+    scenario: Annotated[str, typer.Argument(help="Scenario file (docs/scenario-format.md).")],
+    speed: Annotated[
+        float, typer.Option(help="Scenario seconds per real second: 60 = 1 h per minute.")
+    ] = 60.0,
+    api: Annotated[str, typer.Option(help="Base URL of the running system.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    token: Annotated[
+        str | None, typer.Option(help="Admin token (default: B40_ADMIN_TOKEN).")
+    ] = None,
+    policy: Annotated[
+        str, typer.Option(help="plan (network-wide allocation plan) or nearest (candidates).")
+    ] = "plan",
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Also write the report as JSON to this file.")
+    ] = None,
+) -> None:
+    """Replay a scenario as an exercise through the public API, then print the report."""
+    import json
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from server.exercise.replay import POLICIES, ReplayError, run_replay
+    from server.exercise.scenario import ScenarioError, load_scenario
+
+    console = Console()
+    admin_token = token or os.environ.get("B40_ADMIN_TOKEN") or Settings().admin_token
+    if not admin_token:
+        typer.secho("b40: give --token or set B40_ADMIN_TOKEN", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    if policy not in POLICIES:
+        typer.secho(f"b40: --policy is one of {', '.join(POLICIES)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as error:
+        typer.secho(f"b40: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from error
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} scenario h"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("setting up", total=1)
+
+        def progress(hours: float, until: float, moment: str) -> None:
+            bar.update(task, completed=hours, total=max(until, 1.0), description=moment)
+
+        try:
+            report = run_replay(
+                loaded,
+                api=api,
+                token=admin_token,
+                speed=speed,
+                policy=policy,  # type: ignore[arg-type,unused-ignore]  # checked above
+                progress=progress,
+            )
+        except ReplayError as error:
+            typer.secho(f"b40: replay stopped: {error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from error
+    report.render(console)
+    if json_out:
+        with open(json_out, "w", encoding="utf-8") as handle:
+            json.dump(report.to_dict(), handle, indent=2)
 
 
 def main() -> None:
