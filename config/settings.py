@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     idempotency_ttl_hours: int = 24
     base_url: str = "http://127.0.0.1:8000"
+    # Live board (docs/board.md): idle heartbeat below common 30-60 s proxy timeouts; events a
+    # board may be behind before it gets `resync` and is closed; how often a hub compares
+    # itself with the log and the relay polls it (both only matter when a wake-up was lost).
+    board_heartbeat_seconds: float = 20.0
+    board_buffer_events: int = 2_000
+    board_check_seconds: float = 1.0
+    relay_poll_seconds: float = 1.0
 
     @field_validator("database_url")
     @classmethod

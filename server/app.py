@@ -13,13 +13,18 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from config.settings import Settings
+from config.settings import Settings, route_factors
 from server.api import errors, events, incidents, offers, reference, requests, resources, users
 from server.api.limits import BodySizeLimit
+from server.board import socket as board_socket
+from server.board.hub import Hub
+from server.board.transport import make_transport
 from server.db.engine import make_engine
 from server.db.migrate import require_migrated, upgrade
 from server.db.unit_of_work import Clock, Database, utc_now
+from server.services.demo import load_demo
 from server.services.users import ensure_admin_token
+from workers.relay import Relay
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "board" / "static"
@@ -52,7 +57,19 @@ def create_app(
         if settings.admin_token:
             token = settings.admin_token
             database.run(lambda tx: ensure_admin_token(tx, token))
+        if settings.demo_enabled:
+            load_demo(database, route_factors=route_factors(settings))
+        # The live board: relay (log -> transport) and hub (transport -> boards), docs/board.md.
+        transport = make_transport(settings.redis_url, settings.redis_prefix)
+        hub = Hub(database, transport, check_seconds=settings.board_check_seconds)
+        relay = Relay(database, transport, poll_seconds=settings.relay_poll_seconds)
+        app.state.board_hub = hub
+        await hub.start()
+        await relay.start()
         yield
+        await relay.stop()
+        await hub.stop()
+        await transport.close()
         engine.dispose()
 
     app = FastAPI(
@@ -63,6 +80,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.board_options = board_socket.BoardOptions(
+        heartbeat_seconds=settings.board_heartbeat_seconds,
+        buffer_events=settings.board_buffer_events,
+    )
+    app.include_router(board_socket.router)
     errors.install(app)
     for module in (reference, resources, incidents, requests, offers, events, users):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -1,0 +1,152 @@
+"""The per-process hub: reads the transport, closes gaps from the event log, fans out to boards.
+
+One task per process reads committed events in seq order. Seqs are gap-free in the database,
+so any gap the hub sees (a Redis restart lost the stream, a relay skipped ahead) is filled from
+the log before the next event goes out; a board therefore receives every seq exactly once, in
+order. If the transport stays silent while the log moves on (Redis down, no relay alive), the
+hub reads the log itself after one check interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from server.board.frames import event_frame
+from server.board.transport import Entry, EventTransport
+from server.db.unit_of_work import Database
+from server.services.events import events_after, last_seq
+
+log = logging.getLogger(__name__)
+BACKFILL_PAGE = 1_000
+
+
+class Subscriber:
+    """One board's bounded buffer. The hub never waits for a board."""
+
+    def __init__(self, bound: int, on_overflow: Callable[[], None] | None = None) -> None:
+        self.bound = bound
+        self.entries: deque[Entry] = deque()
+        self.ready = asyncio.Event()
+        self.overflowed = False
+        self._on_overflow = on_overflow
+
+    def push(self, entry: Entry) -> bool:
+        """Queue an entry; False (and the subscriber is done for) when the buffer is full."""
+        if len(self.entries) >= self.bound:
+            self.overflowed = True
+            self.entries.clear()  # the board resyncs from the log; free the memory now
+            self.ready.set()
+            if self._on_overflow is not None:
+                self._on_overflow()
+            return False
+        self.entries.append(entry)
+        self.ready.set()
+        return True
+
+
+def read_log(database: Database, after: int, upto: int | None, limit: int) -> list[Entry]:
+    """Committed events after `after` (up to `upto`), encoded as board frames."""
+
+    def read(session: Session) -> list[Entry]:
+        views = events_after(session, after, limit)
+        return [(v["seq"], event_frame(v)) for v in views if upto is None or v["seq"] <= upto]
+
+    return database.read(read)
+
+
+def read_last_seq(database: Database) -> int:
+    return database.read(last_seq)
+
+
+class Hub:
+    def __init__(
+        self, database: Database, transport: EventTransport, *, check_seconds: float = 1.0
+    ) -> None:
+        self.database = database
+        self.transport = transport
+        self.check_seconds = check_seconds
+        self.last_seq = 0
+        self.subscribers: set[Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._db_target = 0
+        self._checked_at = 0.0
+
+    async def start(self) -> None:
+        self.last_seq = await asyncio.to_thread(read_last_seq, self.database)
+        self._task = asyncio.create_task(self._run(), name="board-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def subscribe(self, bound: int, on_overflow: Callable[[], None] | None = None) -> Subscriber:
+        subscriber = Subscriber(bound, on_overflow)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                entries = await self.transport.read(self.last_seq, self.check_seconds)
+                failures = 0
+                if entries:
+                    await self.deliver(entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis down or restarting: the log covers meanwhile
+                failures += 1
+                if failures == 1:
+                    log.warning("board transport read failed: %s", error)
+                await asyncio.sleep(min(0.5 * failures, 2.0))
+            try:
+                if time.monotonic() - self._checked_at >= self.check_seconds:
+                    await self._check_log()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("board hub could not read the event log")
+
+    async def deliver(self, entries: list[Entry]) -> None:
+        for seq, frame in entries:
+            if seq <= self.last_seq:
+                continue  # already delivered (a backfill overtook the transport)
+            if seq > self.last_seq + 1:
+                await self._backfill(seq - 1)
+            self._fan_out((seq, frame))
+
+    async def _check_log(self) -> None:
+        """If what the log held one interval ago has still not arrived, take it from the log."""
+        self._checked_at = time.monotonic()
+        previous = self._db_target
+        self._db_target = await asyncio.to_thread(read_last_seq, self.database)
+        if previous > self.last_seq:
+            log.info("board hub behind the log (%d < %d): reading it", self.last_seq, previous)
+            await self._backfill(self._db_target)
+
+    async def _backfill(self, upto: int) -> None:
+        while self.last_seq < upto:
+            entries = await asyncio.to_thread(
+                read_log, self.database, self.last_seq, upto, BACKFILL_PAGE
+            )
+            if not entries:
+                return
+            for entry in entries:
+                if entry[0] == self.last_seq + 1:
+                    self._fan_out(entry)
+
+    def _fan_out(self, entry: Entry) -> None:
+        self.last_seq = entry[0]
+        dropped = [s for s in self.subscribers if not s.push(entry)]
+        for subscriber in dropped:
+            self.subscribers.discard(subscriber)

@@ -1,0 +1,79 @@
+"""A board's start without `after`: the current picture, tagged with the seq it reflects."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session
+
+from server.db.tables import DeploymentRow, IncidentRow, OfferRow, ResourceRow
+from server.domain.model import LineStatus
+from server.domain.status import DeploymentStatus, OfferStatus, UnitStatus
+from server.services.events import last_seq
+from server.services.requests import list_requests
+from server.services.views import deployment_view, incident_view, offer_view, resource_view
+
+OPEN_REQUEST_STATUSES = frozenset({LineStatus.OPEN.value, LineStatus.PARTIALLY_FILLED.value})
+RECENT_ALERTS = 50
+MAX_INCIDENTS = 500
+
+
+def read_snapshot(session: Session, now: datetime) -> dict[str, Any]:
+    """Every read in one database snapshot, so the picture is exactly the log up to `seq`."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Must be the transaction's first statement. (SQLite: the engine begins IMMEDIATE,
+        # which already holds the write lock for the whole read.)
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    seq = last_seq(session)
+    requests, _ = list_requests(
+        session, now=now, city=None, status=None, exercise=None, limit=100_000, offset=0
+    )
+    incidents = session.scalars(
+        select(IncidentRow).order_by(IncidentRow.id.desc()).limit(MAX_INCIDENTS)
+    )
+    units = session.scalars(
+        select(ResourceRow)
+        .where(ResourceRow.status != UnitStatus.AVAILABLE.value)
+        .order_by(ResourceRow.id)
+    )
+    deployments = session.scalars(
+        select(DeploymentRow)
+        .where(DeploymentRow.status != DeploymentStatus.RETURNED.value)
+        .order_by(DeploymentRow.id)
+    )
+    offers = session.scalars(
+        select(OfferRow).where(OfferRow.status == OfferStatus.PENDING.value).order_by(OfferRow.id)
+    )
+    return {
+        "seq": seq,
+        "at": now.isoformat(),
+        "incidents": [incident_view(r) for r in incidents],
+        "requests": [r for r in requests if r["status"] in OPEN_REQUEST_STATUSES],
+        "units": [resource_view(r) for r in units],
+        "deployments": [deployment_view(r) for r in deployments],
+        "offers": [offer_view(r) for r in offers],
+        "alerts": recent_alerts(session),
+    }
+
+
+def recent_alerts(session: Session) -> list[dict[str, Any]]:
+    """The alerts table belongs to another part of the system and may not exist yet."""
+    connection = session.connection()
+    inspector = inspect(connection)
+    if not inspector.has_table("alerts"):
+        return []
+    columns = {c["name"] for c in inspector.get_columns("alerts")}
+    order = next((c for c in ("id", "created_at") if c in columns), None)
+    order_by = f" ORDER BY {order} DESC" if order else ""
+    rows = connection.execute(
+        text(f"SELECT * FROM alerts{order_by} LIMIT {RECENT_ALERTS}")
+    ).mappings()
+    return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,166 @@
+"""GET /ws/board: authenticate, then snapshot-or-replay, then live events, heartbeats, resync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from server.board.frames import heartbeat_frame, resync_frame, snapshot_frame
+from server.board.hub import Hub, Subscriber, read_log
+from server.board.snapshot import read_snapshot
+from server.db.unit_of_work import Database
+from server.domain.errors import Unauthenticated
+from server.domain.model import Actor
+from server.services.users import authenticate
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+POLICY_VIOLATION = 1008  # RFC 6455: refused (bad or missing token); before accept: HTTP 403
+TRY_AGAIN_LATER = 1013  # closed after `resync`: reconnect with after=<last seq>
+REPLAY_PAGE = 1_000
+CLOSE_TIMEOUT = 2.0  # a stalled board cannot hold a closing handler for longer
+
+
+@dataclass(frozen=True, slots=True)
+class BoardOptions:
+    heartbeat_seconds: float
+    buffer_events: int
+
+
+@router.websocket("/ws/board")
+async def board_socket(websocket: WebSocket) -> None:
+    database: Database = websocket.app.state.database
+    hub: Hub = websocket.app.state.board_hub
+    options: BoardOptions = websocket.app.state.board_options
+    token = _token(websocket)
+    after_param = websocket.query_params.get("after")
+    after: int | None = None
+    if after_param is not None:
+        if not after_param.isdigit():
+            await websocket.close(POLICY_VIOLATION, reason="after must be a seq (integer >= 0)")
+            return
+        after = int(after_param)
+    if await _actor(database, token) is None:
+        await websocket.close(POLICY_VIOLATION, reason="a valid token is required")
+        return
+    await websocket.accept()
+    session = BoardSession(websocket, database, hub, options)
+    await session.run(after)
+
+
+def _token(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return websocket.query_params.get("token") or None
+
+
+async def _actor(database: Database, token: str | None) -> Actor | None:
+    if token is None:
+        return None
+    try:
+        return await asyncio.to_thread(
+            database.read, lambda session: authenticate(session, token, database.clock())
+        )
+    except Unauthenticated:
+        return None
+
+
+class BoardSession:
+    """One connected board: its subscriber buffer and what it has been sent."""
+
+    def __init__(
+        self, websocket: WebSocket, database: Database, hub: Hub, options: BoardOptions
+    ) -> None:
+        self.websocket = websocket
+        self.database = database
+        self.hub = hub
+        self.options = options
+        self.sent = 0
+        self._sender: asyncio.Task[None] | None = None
+
+    async def run(self, after: int | None) -> None:
+        # Subscribe first, then read the log: whatever commits meanwhile is in the buffer,
+        # and the seq rule in `_send` drops the overlap, so the seam has no gap and no double.
+        subscriber = self.hub.subscribe(self.options.buffer_events, self._overflowed)
+        receiver = asyncio.create_task(self._receive())
+        self._sender = asyncio.create_task(self._send(subscriber, after))
+        try:
+            await asyncio.wait({receiver, self._sender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.hub.unsubscribe(subscriber)
+            for task in (receiver, self._sender):
+                task.cancel()
+            results = await asyncio.gather(receiver, self._sender, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception) and not isinstance(
+                    result, WebSocketDisconnect | RuntimeError
+                ):
+                    log.warning("board session ended: %r", result)
+            if subscriber.overflowed:
+                await self._resync()
+
+    def _overflowed(self) -> None:
+        # The sender may be stuck writing to a board that stopped reading: stop it now.
+        if self._sender is not None:
+            self._sender.cancel()
+
+    async def _receive(self) -> None:
+        """Boards send nothing we need; reading notices when they go away."""
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+    async def _send(self, subscriber: Subscriber, after: int | None) -> None:
+        if after is None:
+            snapshot = await asyncio.to_thread(
+                self.database.read, lambda s: read_snapshot(s, self.database.clock())
+            )
+            self.sent = snapshot["seq"]
+            await self.websocket.send_text(snapshot_frame(snapshot))
+        else:
+            self.sent = after
+            await self._replay(None)
+        heartbeat = self.options.heartbeat_seconds
+        while not subscriber.overflowed:
+            if not subscriber.entries:
+                subscriber.ready.clear()
+                try:
+                    await asyncio.wait_for(subscriber.ready.wait(), heartbeat)
+                except TimeoutError:
+                    await self.websocket.send_text(heartbeat_frame(self.sent))
+                continue
+            seq, frame = subscriber.entries.popleft()
+            if seq <= self.sent:
+                continue
+            if seq > self.sent + 1:
+                await self._replay(seq - 1)
+            await self.websocket.send_text(frame)
+            self.sent = seq
+
+    async def _replay(self, upto: int | None) -> None:
+        """Send the log after `self.sent` (up to `upto`, or to its end) in pages."""
+        while upto is None or self.sent < upto:
+            entries = await asyncio.to_thread(read_log, self.database, self.sent, upto, REPLAY_PAGE)
+            if not entries:
+                return
+            for seq, frame in entries:
+                await self.websocket.send_text(frame)
+                self.sent = seq
+
+    async def _resync(self) -> None:
+        if self.websocket.application_state is not WebSocketState.CONNECTED:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.websocket.send_text(resync_frame(self.sent, "too far behind")), CLOSE_TIMEOUT
+            )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.websocket.close(TRY_AGAIN_LATER), CLOSE_TIMEOUT)

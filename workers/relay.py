@@ -1,0 +1,90 @@
+"""The event relay: committed events from the log to the board transport (Redis Stream).
+
+Fed from the log, never from request handlers: a commit only wakes the relay
+(`Database.on_commit`), and a periodic poll covers a crash between commit and wake. Every API
+process runs one; they race harmlessly because the stream refuses an id it already holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from server.board.hub import read_last_seq, read_log
+from server.board.transport import EventTransport
+from server.db.unit_of_work import Database
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+class Relay:
+    def __init__(
+        self, database: Database, transport: EventTransport, *, poll_seconds: float = 1.0
+    ) -> None:
+        self.database = database
+        self.transport = transport
+        self.poll_seconds = poll_seconds
+        self.cursor: int | None = None  # highest seq known to be in the stream
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        database.on_commit(self.wake)
+
+    def wake(self, last_seq: int) -> None:
+        """After-commit hook; called from request threads. Never raises, never blocks."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if self.cursor is not None and last_seq <= self.cursor:
+            return
+        with contextlib.suppress(RuntimeError):  # loop shutting down: the poll is gone too
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self.run(), name="event-relay")
+
+    async def stop(self) -> None:
+        self._loop = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            woken = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+                woken = True
+            self._wakeup.clear()
+            try:
+                await self.relay_once(skip_ahead=not woken)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis or the database away: keep the cursor, retry
+                failures += 1
+                if failures == 1:
+                    log.warning("relay: %s; retrying", error)
+                await asyncio.sleep(min(0.2 * failures, 2.0))
+
+    async def relay_once(self, *, skip_ahead: bool = True) -> int:
+        """Publish every committed event after the cursor; return how many were appended."""
+        if self.cursor is None:
+            top = await self.transport.top()
+            # An empty stream (first start, Redis restarted): start from the log's end. Older
+            # events are in the log; hubs and boards that need them read them there.
+            self.cursor = top or await asyncio.to_thread(read_last_seq, self.database)
+        elif skip_ahead:
+            # Another process's relay may have published already: don't re-read that part.
+            self.cursor = max(self.cursor, await self.transport.top())
+        added = 0
+        while True:
+            entries = await asyncio.to_thread(read_log, self.database, self.cursor, None, BATCH)
+            if not entries:
+                return added
+            added += await self.transport.publish(entries)
+            self.cursor = entries[-1][0]
