@@ -21,7 +21,11 @@ CATEGORY: Final[Mapping[str, str]] = {
     "cbrn": "CBRNE",
     "other": "Other",
 }
-URGENCY: Final[Mapping[str, str]] = {"critical": "Immediate", "high": "Expected", "normal": "Future"}
+URGENCY: Final[Mapping[str, str]] = {
+    "critical": "Immediate",
+    "high": "Expected",
+    "normal": "Future",
+}
 SEVERITY: Final[Mapping[str, str]] = {
     "extreme": "Extreme",
     "high": "Severe",

@@ -94,7 +94,7 @@ def on_duty(officer: Officer, at: datetime) -> bool:
 
 
 def parse_windows(raw: Iterable[Mapping[str, Any]]) -> tuple[DutyWindow, ...]:
-    """[{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00"}] -> windows (raises ValueError)."""
+    """[{"days": [0, 4], "start": "08:00", "end": "20:00"}] -> windows; ValueError if bad."""
     out = []
     for item in raw:
         days = frozenset(int(d) for d in item.get("days", range(7)))
@@ -515,7 +515,9 @@ def _offer(
         (i for i in request.get("items", []) if i.get("id") == offer.get("request_item_id")), {}
     )
     if accepted:
-        title = f"{offer['requesting_city']} accepted your offer: mobilise unit {offer['resource_id']}"
+        title = (
+            f"{offer['requesting_city']} accepted your offer: mobilise unit {offer['resource_id']}"
+        )
     else:
         title = f"{offer['donor_city']} offers unit {offer['resource_id']} for your request"
     facts = {
