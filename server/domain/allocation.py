@@ -1,0 +1,630 @@
+"""Network-wide allocation: the exact best plan for many request lines and units at once.
+
+Pure: columns of plain data in, a plan out. The model (argued in docs/allocation.md):
+
+* demand is aggregated per (incident, requesting city, priority, accepted capabilities):
+  lines of one group share their whole cost column, so they are one node;
+* identical units (same city, capability, position, readiness) are one supply node, under a
+  node per (city, capability) whose capacity is what the city may lend (available - reserve);
+* lexicographic objective: three small max-fill stages (critical, then high, then normal)
+  fix how many units of each priority stay unfilled, then one min-cost flow minimises the
+  total ETA in integer micro-hours under those counts;
+* the cost flow starts from the nearest arcs (a haversine lower bound picks them) and grows by
+  pricing: node potentials from the residual graph prove that no left-out arc could improve
+  the plan; left-out arcs that might are measured exactly and added, until none remain.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
+from pyproj import Geod
+
+from server.domain.model import Capability, Priority
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+PRIORITIES: tuple[Priority, ...] = (Priority.CRITICAL, Priority.HIGH, Priority.NORMAL)
+SCALE = 1_000_000  # integer cost units per hour: micro-hours (3.6 ms)
+EARTH_MEAN_KM = 6371.0088
+# Haversine on the mean sphere is within 0.56 % of the WGS-84 geodesic; 0.99 keeps a margin,
+# so the scaled bound never exceeds an exact cost (tests check it across the region).
+LOWER_BOUND_FACTOR = 0.99
+HALF_EARTH_KM = 20_004.0  # the longest geodesic: bounds every possible arc cost
+WGS84 = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLine:
+    """An open line as the planner sees it; `remaining` = quantity - accepted."""
+
+    id: int
+    request_id: int
+    incident_id: int
+    city: str  # the requesting city: its own units are never lent to it
+    lat: float  # the incident's position
+    lon: float
+    priority: Priority
+    capability: str
+    accepted: tuple[str, ...]  # the capability first, then its stored substitutes
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnitTable:
+    """Available units of one kind (live or exercise) as columns, one row per unit."""
+
+    ids: IntArray
+    city: npt.NDArray[np.str_]
+    capability: npt.NDArray[np.str_]
+    lat: FloatArray
+    lon: FloatArray
+    readiness: FloatArray
+
+    @classmethod
+    def of(
+        cls,
+        ids: Sequence[int],
+        city: Sequence[str],
+        capability: Sequence[str],
+        lat: Sequence[float],
+        lon: Sequence[float],
+        readiness: Sequence[float],
+    ) -> UnitTable:
+        return cls(
+            ids=np.asarray(ids, dtype=np.int64),
+            city=np.asarray(city, dtype=np.str_),
+            capability=np.asarray(capability, dtype=np.str_),
+            lat=np.asarray(lat, dtype=np.float64),
+            lon=np.asarray(lon, dtype=np.float64),
+            readiness=np.asarray(readiness, dtype=np.float64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def without(self, ids: Sequence[int]) -> UnitTable:
+        keep = ~np.isin(self.ids, np.asarray(ids, dtype=np.int64))
+        return UnitTable(
+            self.ids[keep],
+            self.city[keep],
+            self.capability[keep],
+            self.lat[keep],
+            self.lon[keep],
+            self.readiness[keep],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    request_item_id: int
+    request_id: int
+    resource_id: int
+    city: str
+    capability: str
+    eta_hours: float
+    distance_km: float
+
+
+@dataclass(frozen=True, slots=True)
+class Unfilled:
+    request_item_id: int
+    request_id: int
+    capability: str
+    quantity: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """How optimality was proven: pricing rounds, arcs in the final flow, arcs priced out."""
+
+    rounds: int
+    arcs: int
+    pairs: int
+    optimal_cost: int  # scaled total ETA (micro-hours) of the final flow
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    assignments: tuple[Assignment, ...]
+    unfilled: tuple[Unfilled, ...]
+    filled: Mapping[Priority, int]
+    total_eta_hours: float
+    certificate: Certificate = field(compare=False)
+
+
+def hours_per_km(capability: Capability, route_factors: Mapping[str, float]) -> tuple[float, float]:
+    """(route factor, speed): eta = readiness + km * factor / speed, as matching.eta_hours."""
+    return route_factors[capability.travel], capability.deploy_speed_kmh
+
+
+def geodesic_km(
+    lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray
+) -> FloatArray:
+    """WGS-84 geodesic (Karney, as geopy's) on arrays, in km."""
+    if len(lat1) == 0:
+        return np.zeros(0)
+    _, _, metres = WGS84.inv(lon1, lat1, lon2, lat2)
+    return np.asarray(metres, dtype=np.float64) / 1000.0
+
+
+def haversine_km(
+    lat1: FloatArray, lon1: FloatArray, lat2: FloatArray, lon2: FloatArray
+) -> FloatArray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_MEAN_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+@dataclass(slots=True)
+class _Groups:
+    lat: FloatArray
+    lon: FloatArray
+    city: list[str]
+    priority: list[int]
+    accepted: list[frozenset[str]]
+    demand: IntArray
+    lines: list[list[PlanLine]]
+
+
+@dataclass(slots=True)
+class _Classes:
+    cc: IntArray  # (city, capability) node of each class
+    cc_city: list[str]
+    cc_capability: list[str]
+    cc_spare: IntArray
+    city: list[str]
+    capability: npt.NDArray[np.str_]
+    lat: FloatArray
+    lon: FloatArray
+    readiness: FloatArray
+    count: IntArray
+    units: list[IntArray]  # unit ids of each class, ascending
+
+
+@dataclass(slots=True)
+class _Block:
+    """Classes of one capability against the groups that accept it."""
+
+    capability: str
+    classes: IntArray
+    groups: IntArray
+    lower: npt.NDArray[np.int64]  # scaled lower bound of each pair's cost; -1 marks own city
+    exact: dict[tuple[int, int], tuple[int, float, float]] = field(default_factory=dict)
+
+
+def plan_allocation(
+    lines: Sequence[PlanLine],
+    units: UnitTable,
+    *,
+    catalogue: Mapping[str, Capability],
+    route_factors: Mapping[str, float],
+    reserves: Mapping[tuple[str, str], int],
+) -> Plan:
+    """The lexicographically best plan: most critical units, then high, then normal, then the
+    least total ETA. `units` must be every available unit of the plan's kind (live or exercise):
+    a city's reserve is counted against all of them."""
+    groups = _group_lines([line for line in lines if line.remaining > 0])
+    classes = _classify(units, reserves)
+    travel = {c: hours_per_km(cap, route_factors) for c, cap in catalogue.items()}
+    blocks = _blocks(groups, classes, travel)
+    unfilled_caps = _max_fill(groups, classes, blocks)
+    flows, certificate = _min_eta(groups, classes, blocks, unfilled_caps, travel)
+    return _disaggregate(groups, classes, blocks, flows, certificate)
+
+
+def _group_lines(lines: Sequence[PlanLine]) -> _Groups:
+    index: dict[tuple[int, str, int, frozenset[str]], int] = {}
+    g = _Groups(np.zeros(0), np.zeros(0), [], [], [], np.zeros(0, np.int64), [])
+    lat: list[float] = []
+    lon: list[float] = []
+    demand: list[int] = []
+    for line in sorted(lines, key=lambda x: x.id):
+        prio = PRIORITIES.index(line.priority)
+        key = (line.incident_id, line.city, prio, frozenset(line.accepted))
+        if key not in index:
+            index[key] = len(demand)
+            lat.append(line.lat)
+            lon.append(line.lon)
+            g.city.append(line.city)
+            g.priority.append(prio)
+            g.accepted.append(key[3])
+            demand.append(0)
+            g.lines.append([])
+        k = index[key]
+        demand[k] += line.remaining
+        g.lines[k].append(line)
+    g.lat, g.lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    g.demand = np.asarray(demand, np.int64)
+    return g
+
+
+def _classify(units: UnitTable, reserves: Mapping[tuple[str, str], int]) -> _Classes:
+    n = len(units)
+    if n == 0:
+        empty_f, empty_i = np.zeros(0), np.zeros(0, np.int64)
+        return _Classes(
+            empty_i,
+            [],
+            [],
+            empty_i,
+            [],
+            np.zeros(0, np.str_),
+            empty_f,
+            empty_f,
+            empty_f,
+            empty_i,
+            [],
+        )
+    cc_keys = np.char.add(np.char.add(units.city, "\x1f"), units.capability) if n else units.city
+    cc_names, cc_of_unit = np.unique(cc_keys, return_inverse=True)
+    cc_city = [str(s).split("\x1f")[0] for s in cc_names]
+    cc_cap = [str(s).split("\x1f")[1] for s in cc_names]
+    available = np.bincount(cc_of_unit, minlength=len(cc_names)).astype(np.int64)
+    spare = np.asarray(
+        [
+            max(0, int(available[i]) - reserves.get((cc_city[i], cc_cap[i]), 0))
+            for i in range(len(cc_names))
+        ],
+        dtype=np.int64,
+    )
+    keys = np.column_stack([cc_of_unit.astype(np.float64), units.lat, units.lon, units.readiness])
+    rows, first, inverse, count = np.unique(
+        keys.reshape(n, 4), axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
+    inverse = inverse.reshape(-1)
+    order = np.lexsort((units.ids, inverse))
+    bounds = np.cumsum(count)[:-1] if len(count) else []
+    members = [np.asarray(a, np.int64) for a in np.split(units.ids[order], bounds)] if n else []
+    cc = rows[:, 0].astype(np.int64) if n else np.zeros(0, np.int64)
+    return _Classes(
+        cc=cc,
+        cc_city=cc_city,
+        cc_capability=cc_cap,
+        cc_spare=spare,
+        city=[cc_city[i] for i in cc],
+        capability=np.asarray([cc_cap[i] for i in cc], dtype=np.str_),
+        lat=rows[:, 1] if n else np.zeros(0),
+        lon=rows[:, 2] if n else np.zeros(0),
+        readiness=rows[:, 3] if n else np.zeros(0),
+        count=count.astype(np.int64),
+        units=members,
+    )
+
+
+def _blocks(
+    groups: _Groups, classes: _Classes, travel: Mapping[str, tuple[float, float]]
+) -> list[_Block]:
+    wanting: dict[str, list[int]] = defaultdict(list)
+    for g, accepted in enumerate(groups.accepted):
+        for capability in accepted:
+            wanting[capability].append(g)
+    blocks = []
+    for capability in sorted(wanting):
+        cls = np.flatnonzero(classes.capability == capability).astype(np.int64)
+        cls = cls[classes.cc_spare[classes.cc[cls]] > 0]
+        if len(cls) == 0:
+            continue
+        grp = np.asarray(wanting[capability], np.int64)
+        factor, speed = travel[capability]
+        km = haversine_km(
+            classes.lat[cls][:, None],
+            classes.lon[cls][:, None],
+            groups.lat[grp][None, :],
+            groups.lon[grp][None, :],
+        )
+        eta = classes.readiness[cls][:, None] + km * LOWER_BOUND_FACTOR * factor / speed
+        lower = np.floor(eta * SCALE).astype(np.int64)
+        own = (
+            np.asarray(classes.city, dtype=np.str_)[cls][:, None]
+            == np.asarray(groups.city, dtype=np.str_)[grp][None, :]
+        )
+        lower[own] = -1
+        blocks.append(_Block(capability, cls, grp, lower))
+    return blocks
+
+
+def _max_fill(groups: _Groups, classes: _Classes, blocks: list[_Block]) -> list[int]:
+    """Least units left unfilled per priority, lexicographically (critical first).
+
+    Costs do not matter here, only who may lend to whom, so groups of one requesting city,
+    priority and accepted set merge, and (city, capability) nodes feed them directly.
+    """
+    kinds: dict[tuple[str, int, frozenset[str]], int] = {}
+    kind_of_group = np.zeros(len(groups.demand), np.int64)
+    for g in range(len(groups.demand)):
+        key = (groups.city[g], groups.priority[g], groups.accepted[g])
+        kind_of_group[g] = kinds.setdefault(key, len(kinds))
+    kind_demand = np.bincount(kind_of_group, weights=groups.demand, minlength=len(kinds)).astype(
+        np.int64
+    )
+    kind_priority = np.zeros(len(kinds), np.int64)
+    for (_, prio, _), k in kinds.items():
+        kind_priority[k] = prio
+    links: set[tuple[int, int]] = set()
+    for block in blocks:
+        ccs = classes.cc[block.classes]
+        for j, g in enumerate(block.groups):
+            for cc in np.unique(ccs[block.lower[:, j] >= 0]):
+                links.add((int(cc), int(kind_of_group[g])))
+    total = int(kind_demand.sum())
+    n_cc = len(classes.cc_spare)
+    caps: list[int] = []
+    for stage in range(len(PRIORITIES)):
+        # Nodes: 0 source, 1..3 unfilled per priority, then cc nodes, then kinds.
+        flow = SimpleMinCostFlow()
+        first_cc, first_kind = 4, 4 + n_cc
+        for p in range(len(PRIORITIES)):
+            cap = caps[p] if p < stage else total
+            flow.add_arc_with_capacity_and_unit_cost(0, 1 + p, cap, 1 if p == stage else 0)
+        for k in range(len(kinds)):
+            flow.add_arc_with_capacity_and_unit_cost(
+                1 + int(kind_priority[k]), first_kind + k, int(kind_demand[k]), 0
+            )
+        for cc in {c for c, _ in links}:
+            flow.add_arc_with_capacity_and_unit_cost(0, first_cc + cc, int(classes.cc_spare[cc]), 0)
+        for cc, k in links:
+            flow.add_arc_with_capacity_and_unit_cost(
+                first_cc + cc, first_kind + k, int(kind_demand[k]), 0
+            )
+        flow.set_node_supply(0, total)
+        for k in range(len(kinds)):
+            flow.set_node_supply(first_kind + k, -int(kind_demand[k]))
+        _solve(flow)
+        caps.append(int(flow.optimal_cost()))
+    return caps
+
+
+def _solve(flow: SimpleMinCostFlow) -> None:
+    status = flow.solve()
+    if status != flow.OPTIMAL:
+        raise RuntimeError(f"min-cost flow failed: status {status}")
+
+
+def _exact(
+    block: _Block,
+    groups: _Groups,
+    classes: _Classes,
+    pairs: IntArray,
+    travel: Mapping[str, tuple[float, float]],
+) -> None:
+    """Measure pairs (row, column of the block) exactly; remember (scaled cost, eta, km)."""
+    rows, cols = pairs[:, 0], pairs[:, 1]
+    cls, grp = block.classes[rows], block.groups[cols]
+    km = geodesic_km(classes.lat[cls], classes.lon[cls], groups.lat[grp], groups.lon[grp])
+    factor, speed = travel[block.capability]
+    # The same expression, in the same order, as matching.eta_hours: the candidates' ETA.
+    eta = classes.readiness[cls] + km * factor / speed
+    cost = np.rint(eta * SCALE).astype(np.int64)
+    for r, c, s, e, k in zip(
+        rows.tolist(), cols.tolist(), cost.tolist(), eta.tolist(), km.tolist(), strict=True
+    ):
+        block.exact[(r, c)] = (s, e, k)
+
+
+def _initial_pairs(block: _Block, classes: _Classes, groups: _Groups) -> IntArray:
+    """Per group, the nearest classes (by the bound) holding twice its demand, and one more."""
+    lower = np.where(block.lower < 0, np.iinfo(np.int64).max, block.lower)
+    order = np.argsort(lower, axis=0, kind="stable")
+    held = np.minimum(classes.count[block.classes], classes.cc_spare[classes.cc[block.classes]])
+    cumulative = np.cumsum(held[order], axis=0)
+    want = 2 * groups.demand[block.groups][None, :] + 1
+    keep = (cumulative - held[order]) < want
+    keep &= np.take_along_axis(block.lower, order, axis=0) >= 0
+    rows, cols = np.nonzero(keep)
+    return np.column_stack([order[rows, cols], cols]).astype(np.int64)
+
+
+def _min_eta(
+    groups: _Groups,
+    classes: _Classes,
+    blocks: list[_Block],
+    unfilled_caps: list[int],
+    travel: Mapping[str, tuple[float, float]],
+) -> tuple[dict[tuple[int, int, int], int], Certificate]:
+    total = int(groups.demand.sum())
+    n_cc, n_cls, n_grp = len(classes.cc_spare), len(classes.count), len(groups.demand)
+    first_cc, first_cls, first_grp = 4, 4 + n_cc, 4 + n_cc + n_cls
+    max_ready = float(classes.readiness.max()) if n_cls else 0.0
+    max_rate = max((f / s for f, s in travel.values()), default=0.0)
+    worst_arc = int((max_ready + HALF_EARTH_KM * max_rate) * SCALE) + 1
+    # Guard arcs keep every pricing round feasible; at the optimum they carry nothing, as any
+    # flow through one costs more than every plan without (proof in docs/allocation.md).
+    guard = (total + 1) * worst_arc
+    for block in blocks:
+        pairs = _initial_pairs(block, classes, groups)
+        if len(pairs):
+            _exact(block, groups, classes, pairs, travel)
+    rounds = 0
+    while True:
+        rounds += 1
+        arcs = _Arcs()
+        arc = arcs.add
+        for p in range(len(PRIORITIES)):
+            arc(0, 1 + p, unfilled_caps[p], 0)
+        for g in range(n_grp):
+            arc(1 + groups.priority[g], first_grp + g, int(groups.demand[g]), 0)
+            arc(0, first_grp + g, int(groups.demand[g]), guard)
+        for cc in range(n_cc):
+            arc(0, first_cc + cc, int(classes.cc_spare[cc]), 0)
+        for k in range(n_cls):
+            arc(first_cc + int(classes.cc[k]), first_cls + k, int(classes.count[k]), 0)
+        pair_arcs: list[tuple[int, int, int]] = []
+        for b, block in enumerate(blocks):
+            for (r, c), (s, _, _) in block.exact.items():
+                if block.lower[r, c] < 0:
+                    continue
+                k, g = int(block.classes[r]), int(block.groups[c])
+                pair_arcs.append((b, r, c))
+                arc(
+                    first_cls + k,
+                    first_grp + g,
+                    min(int(classes.count[k]), int(groups.demand[g])),
+                    s,
+                )
+        flow = SimpleMinCostFlow()
+        t_arr, h_arr, u_arr, c_arr = arcs.arrays()
+        flow.add_arcs_with_capacity_and_unit_cost(t_arr, h_arr, u_arr, c_arr)
+        supplies = np.zeros(first_grp + n_grp, np.int64)
+        supplies[0] = total
+        supplies[first_grp:] = -groups.demand
+        flow.set_nodes_supplies(np.arange(len(supplies)), supplies)
+        _solve(flow)
+        f_arr = np.asarray(flow.flows(np.arange(len(t_arr))), np.int64)
+        potential = _potentials(len(supplies), t_arr, h_arr, u_arr, c_arr, f_arr)
+        added = 0
+        priced = 0
+        for block in blocks:
+            pc = potential[first_cls + block.classes][:, None]
+            pg = potential[first_grp + block.groups][None, :]
+            suspect = (block.lower >= 0) & (block.lower + pc - pg < 0)
+            rows, cols = np.nonzero(suspect)
+            priced += block.lower.size
+            if len(rows) == 0:
+                continue
+            fresh = np.asarray(
+                [
+                    (r, c)
+                    for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
+                    if (r, c) not in block.exact
+                ],
+                np.int64,
+            )
+            if len(fresh):
+                _exact(block, groups, classes, fresh.reshape(-1, 2), travel)
+                added += len(fresh)
+        if added == 0:
+            break
+    offset = len(t_arr) - len(pair_arcs)
+    flows: dict[tuple[int, int, int], int] = {}
+    for i, key in enumerate(pair_arcs):
+        if f_arr[offset + i] > 0:
+            flows[key] = int(f_arr[offset + i])
+    # Arcs 3 + 2g and 4 + 2g are group g's unfilled and guard arcs (built in that order).
+    guard_flow = int(f_arr[4 + 2 * np.arange(n_grp)].sum()) if n_grp else 0
+    if guard_flow:
+        raise RuntimeError("allocation: guard arcs carry flow at the optimum (bug)")
+    eta_cost = int(flow.optimal_cost())
+    return flows, Certificate(
+        rounds=rounds, arcs=len(pair_arcs), pairs=priced, optimal_cost=eta_cost
+    )
+
+
+@dataclass(slots=True)
+class _Arcs:
+    tails: list[int] = field(default_factory=list)
+    heads: list[int] = field(default_factory=list)
+    capacity: list[int] = field(default_factory=list)
+    cost: list[int] = field(default_factory=list)
+
+    def add(self, tail: int, head: int, capacity: int, cost: int) -> None:
+        self.tails.append(tail)
+        self.heads.append(head)
+        self.capacity.append(capacity)
+        self.cost.append(cost)
+
+    def arrays(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        return (
+            np.asarray(self.tails, np.int64),
+            np.asarray(self.heads, np.int64),
+            np.asarray(self.capacity, np.int64),
+            np.asarray(self.cost, np.int64),
+        )
+
+
+def _potentials(
+    n: int, tails: IntArray, heads: IntArray, capacity: IntArray, cost: IntArray, flow: IntArray
+) -> IntArray:
+    """Shortest distances in the residual graph from a virtual root: feasible node potentials.
+
+    The flow is optimal iff its residual graph has no negative cycle (Bellman-Ford converges);
+    then every residual arc has cost + d[tail] - d[head] >= 0, the optimality certificate.
+    """
+    fwd = flow < capacity
+    back = flow > 0
+    t = np.concatenate([tails[fwd], heads[back]])
+    h = np.concatenate([heads[fwd], tails[back]])
+    c = np.concatenate([cost[fwd], -cost[back]])
+    dist = np.zeros(n, np.int64)
+    for _ in range(n + 1):
+        relaxed = dist.copy()
+        np.minimum.at(relaxed, h, dist[t] + c)
+        if np.array_equal(relaxed, dist):
+            return dist
+        dist = relaxed
+    raise RuntimeError("allocation: negative cycle in the residual graph; the flow is not optimal")
+
+
+def _disaggregate(
+    groups: _Groups,
+    classes: _Classes,
+    blocks: list[_Block],
+    flows: Mapping[tuple[int, int, int], int],
+    certificate: Certificate,
+) -> Plan:
+    taken = np.zeros(len(classes.count), np.int64)
+    per_group: dict[int, list[tuple[float, float, int, int]]] = defaultdict(list)
+    for (b, r, c), units in sorted(flows.items()):
+        block = blocks[b]
+        k, g = int(block.classes[r]), int(block.groups[c])
+        _, eta, km = block.exact[(r, c)]
+        for unit in classes.units[k][taken[k] : taken[k] + units].tolist():
+            per_group[g].append((eta, km, int(unit), k))
+        taken[k] += units
+    assignments: list[Assignment] = []
+    unfilled: list[Unfilled] = []
+    filled = dict.fromkeys(PRIORITIES, 0)
+    total = 0.0
+    for g, lines in enumerate(groups.lines):
+        supply = sorted(per_group.get(g, []))
+        filled[PRIORITIES[groups.priority[g]]] += len(supply)
+        for line in lines:
+            give, supply = supply[: line.remaining], supply[line.remaining :]
+            for eta, km, unit, k in give:
+                total += eta
+                assignments.append(
+                    Assignment(
+                        line.id,
+                        line.request_id,
+                        unit,
+                        classes.city[k],
+                        str(classes.capability[k]),
+                        eta,
+                        km,
+                    )
+                )
+            if len(give) < line.remaining:
+                unfilled.append(
+                    Unfilled(
+                        line.id,
+                        line.request_id,
+                        line.capability,
+                        line.remaining - len(give),
+                        _reason(line, classes),
+                    )
+                )
+    assignments.sort(key=lambda a: (a.request_item_id, a.eta_hours, a.resource_id))
+    unfilled.sort(key=lambda u: u.request_item_id)
+    return Plan(tuple(assignments), tuple(unfilled), filled, total, certificate)
+
+
+def _reason(line: PlanLine, classes: _Classes) -> str:
+    names = " or ".join(line.accepted)
+    elsewhere = [
+        cc
+        for cc in range(len(classes.cc_spare))
+        if classes.cc_capability[cc] in line.accepted and classes.cc_city[cc] != line.city
+    ]
+    if not elsewhere:
+        return f"no available unit of {names} outside {line.city}"
+    if all(classes.cc_spare[cc] == 0 for cc in elsewhere):
+        return f"every available unit of {names} outside {line.city} is held by a reserve"
+    return f"the spare units of {names} went to higher-priority or nearer lines"
