@@ -255,3 +255,20 @@ class IdempotencyRow(Base):
     created_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_user_key"),)
+
+
+class AllocationPlanRow(Base):
+    """A network-wide allocation plan, with the unit versions and line counts it was built on."""
+
+    __tablename__ = "allocation_plans"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    exercise: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # The plan as returned by POST /allocations/plan.
+    body: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # {"units": {"<id>": [version, status]}, "lines": {"<id>": accepted}}: apply compares.
+    basis: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    applied_at: Mapped[datetime | None]
+    applied_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    applied_mode: Mapped[str | None] = mapped_column(String(16))
