@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # ETA model: eta_hours = readiness_hours + distance_km * route_factor / deploy_speed_kmh.
     route_factor_air: float = 1.0
     route_factor_road: float = 1.3
+    # Lender cover: flag a plan that leaves a donor city with no unit of a capability within
+    # this ETA (readiness + travel, the core's formula) when it had one before.
+    cover_eta_hours: float = 12.0
     max_body_bytes: int = 1_048_576
     idempotency_ttl_hours: int = 24
     base_url: str = "http://127.0.0.1:8000"

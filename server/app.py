@@ -14,7 +14,17 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from config.settings import Settings, route_factors
-from server.api import errors, events, incidents, offers, reference, requests, resources, users
+from server.api import (
+    allocations,
+    errors,
+    events,
+    incidents,
+    offers,
+    reference,
+    requests,
+    resources,
+    users,
+)
 from server.api.limits import BodySizeLimit
 from server.board import socket as board_socket
 from server.board.hub import Hub
@@ -86,7 +96,7 @@ def create_app(
     )
     app.include_router(board_socket.router)
     errors.install(app)
-    for module in (reference, resources, incidents, requests, offers, events, users):
+    for module in (reference, resources, incidents, requests, offers, events, users, allocations):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["health"])
