@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from enum import StrEnum
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -511,7 +512,7 @@ def _offer(
     rules = book.for_city(city)
     if not (rules.offer_accepted if accepted else rules.offer_created):
         return []
-    item = next(
+    item: Mapping[str, Any] = next(
         (i for i in request.get("items", []) if i.get("id") == offer.get("request_item_id")), {}
     )
     if accepted:
@@ -688,3 +689,28 @@ def overdue_at(d: ActiveDeployment, rules: RuleSet) -> datetime | None:
     if d.status == "en_route":
         return d.since + timedelta(hours=max(0.0, d.eta_hours - d.readiness_hours)) + grace
     return None
+
+
+# ----------------------------------------------------------------------- alert lifecycle
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    EXPIRED = "expired"
+    FAILED = "failed"  # every channel gave up; escalates at once
+
+
+A = AlertStatus
+ALERT_NEXT: Final[Mapping[AlertStatus, frozenset[AlertStatus]]] = {
+    A.PENDING: frozenset({A.SENT, A.ACKNOWLEDGED, A.FAILED}),
+    A.SENT: frozenset({A.ACKNOWLEDGED, A.ESCALATED, A.EXPIRED}),
+    A.FAILED: frozenset({A.SENT, A.ACKNOWLEDGED, A.ESCALATED, A.EXPIRED}),
+    # Late acknowledgement still counts: it stops anything further up the chain.
+    A.ESCALATED: frozenset({A.ACKNOWLEDGED}),
+    A.EXPIRED: frozenset({A.ACKNOWLEDGED}),
+    A.ACKNOWLEDGED: frozenset(),
+}
+OPEN_ALERT: Final = frozenset({A.PENDING, A.SENT, A.FAILED})
