@@ -161,7 +161,8 @@ def haversine_km(
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dp, dl = p2 - p1, np.radians(lon2 - lon1)
     a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_MEAN_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    km: FloatArray = 2 * EARTH_MEAN_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return km
 
 
 @dataclass(slots=True)
@@ -282,8 +283,8 @@ def _classify(units: UnitTable, reserves: Mapping[tuple[str, str], int]) -> _Cla
     )
     inverse = inverse.reshape(-1)
     order = np.lexsort((units.ids, inverse))
-    bounds = np.cumsum(count)[:-1] if len(count) else []
-    members = [np.asarray(a, np.int64) for a in np.split(units.ids[order], bounds)] if n else []
+    bounds = np.cumsum(count)[:-1]
+    members = [np.asarray(a, np.int64) for a in np.split(units.ids[order], bounds)]
     cc = rows[:, 0].astype(np.int64) if n else np.zeros(0, np.int64)
     return _Classes(
         cc=cc,

@@ -283,8 +283,8 @@ def _available_units(session: Session, exercise: bool) -> UnitTable:
             ResourceRow.readiness_hours,
         ).where(ResourceRow.status == UnitStatus.AVAILABLE.value, ResourceRow.exercise == exercise)
     ).all()
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(6)]
-    return UnitTable.of(*columns)  # type: ignore[arg-type]
+    ids, cities, capabilities, lat, lon, readiness = ([row[i] for row in rows] for i in range(6))
+    return UnitTable.of(ids, cities, capabilities, lat, lon, readiness)
 
 
 def _basis(session: Session, plan: Plan, items: Sequence[RequestItemRow]) -> dict[str, Any]:
