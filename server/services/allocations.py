@@ -283,8 +283,14 @@ def _available_units(session: Session, exercise: bool) -> UnitTable:
             ResourceRow.readiness_hours,
         ).where(ResourceRow.status == UnitStatus.AVAILABLE.value, ResourceRow.exercise == exercise)
     ).all()
-    ids, cities, capabilities, lat, lon, readiness = ([row[i] for row in rows] for i in range(6))
-    return UnitTable.of(ids, cities, capabilities, lat, lon, readiness)
+    return UnitTable.of(
+        [r.id for r in rows],
+        [r.city for r in rows],
+        [r.capability for r in rows],
+        [r.lat for r in rows],
+        [r.lon for r in rows],
+        [r.readiness_hours for r in rows],
+    )
 
 
 def _basis(session: Session, plan: Plan, items: Sequence[RequestItemRow]) -> dict[str, Any]:
