@@ -50,6 +50,27 @@ class Settings(BaseSettings):
     board_buffer_events: int = 2_000
     board_check_seconds: float = 1.0
     relay_poll_seconds: float = 1.0
+    # Alerts to duty officers (docs/alerts.md). Unset SMTP / SMS gateway: e-mails and texts
+    # land as files in outbox_dir (the embedded default's inbox).
+    smtp_url: str | None = None  # smtp://user:pass@host:port[?starttls=1] or smtps://...
+    sms_gateway_url: str | None = None
+    outbox_dir: str = "var/outbox"
+    # Signs webhook bodies and acknowledgement links; unset: a random key kept in var/.
+    alert_signing_secret: str | None = None
+    alert_rules_file: str = str(CONFIG_DIR / "alert_rules.toml")
+    alert_mail_from: str = "B40 Alerts <alerts@b40.local>"
+    alert_cap_sender: str = "alerts@b40.local"
+    alert_cap_radius_km: float = 10.0
+    # Planner: woken by every commit; this tick runs the timed rules and catches lost jobs.
+    alert_pipeline: bool = True
+    alert_tick_seconds: float = 15.0
+    # Delivery: retries with backoff; a job is killed after its timeout and its lease (longer)
+    # then lets a fresh attempt in; a delivery still undone this long after is enqueued again.
+    alert_retry_intervals: list[int] = [5, 30, 120, 600]
+    alert_job_timeout_seconds: int = 30
+    alert_lease_seconds: float = 60.0
+    alert_redeliver_after_seconds: float = 90.0
+    alert_ack_link_hours: float = 72.0
 
     @field_validator("database_url")
     @classmethod
@@ -60,7 +81,14 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
 
-    @field_validator("redis_url", "admin_token", mode="before")
+    @field_validator(
+        "redis_url",
+        "admin_token",
+        "smtp_url",
+        "sms_gateway_url",
+        "alert_signing_secret",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -90,6 +91,4 @@ class OutboxMailer:
 
 
 def format_datetime_now() -> str:
-    from datetime import UTC, datetime
-
     return format_datetime(datetime.now(UTC))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import httpx
 
 from alerts.channels import ChannelError, Outgoing
@@ -36,3 +39,18 @@ class HttpSmsGateway:
         if not response.is_success:
             raise ChannelError(f"sms gateway answered {response.status_code}")
         return f"sms gateway {response.status_code}"
+
+
+class OutboxSms:
+    """The embedded default: each SMS is a text file in the outbox folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, outgoing: Outgoing) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{outgoing.idempotency_key}.sms.txt"
+        partial = path.with_suffix(".partial")
+        partial.write_text(f"To: {outgoing.address}\n\n{outgoing.sms}\n", encoding="utf-8")
+        os.replace(partial, path)
+        return f"outbox {path}"
