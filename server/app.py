@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from config.settings import Settings, route_factors
 from server.api import (
+    alerts,
     allocations,
     errors,
     events,
@@ -34,7 +35,9 @@ from server.db.migrate import require_migrated, upgrade
 from server.db.unit_of_work import Clock, Database, utc_now
 from server.services.demo import load_demo
 from server.services.users import ensure_admin_token
+from workers.pipeline import AlertPipeline
 from workers.relay import Relay
+from workers.runtime import build as build_alert_runtime
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "board" / "static"
@@ -61,6 +64,14 @@ def create_app(
         prepare_database(settings)
     engine = make_engine(settings.database_url)
     database = Database(engine, clock=clock)
+    # Alerts (docs/alerts.md): the planner reads the log after each commit and every tick;
+    # jobs go to RQ with B40_REDIS_URL, else run in-process (e-mails land in the outbox).
+    alert_runtime = build_alert_runtime(settings, database=database)
+    alert_pipeline = AlertPipeline(
+        alert_runtime,
+        tick_seconds=settings.alert_tick_seconds,
+        redeliver_after_seconds=settings.alert_redeliver_after_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,7 +87,11 @@ def create_app(
         app.state.board_hub = hub
         await hub.start()
         await relay.start()
+        if settings.alert_pipeline:
+            alert_pipeline.start()
         yield
+        alert_pipeline.stop()
+        alert_runtime.queue.close()
         await relay.stop()
         await hub.stop()
         await transport.close()
@@ -90,6 +105,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.alert_config = alert_runtime.config
     app.state.board_options = board_socket.BoardOptions(
         heartbeat_seconds=settings.board_heartbeat_seconds,
         buffer_events=settings.board_buffer_events,
@@ -98,6 +114,7 @@ def create_app(
     errors.install(app)
     for module in (reference, resources, incidents, requests, offers, events, users, allocations):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(alerts.router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -160,6 +160,28 @@ def replay(
             json.dump(report.to_dict(), handle, indent=2)
 
 
+@cli.command()
+def worker(
+    with_scheduler: Annotated[
+        bool, typer.Option(help="Also run the RQ scheduler (retries, escalation timers).")
+    ] = True,
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    simple: Annotated[
+        bool, typer.Option(help="Run jobs in this process instead of a forked work-horse.")
+    ] = False,
+    planner: Annotated[
+        bool, typer.Option(help="Also run the alert planner here (when no `b40 serve` does).")
+    ] = False,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: generated).")] = None,
+) -> None:
+    """Deliver alerts: an RQ worker on the alert queue (needs B40_REDIS_URL)."""
+    from workers.__main__ import run_worker
+
+    run_worker(
+        with_scheduler=with_scheduler, burst=burst, simple=simple, planner=planner, name=name
+    )
+
+
 def main() -> None:
     cli(prog_name="b40")
 

@@ -7,14 +7,15 @@ from typing import Any
 
 from server.services import alerts
 from workers import runtime
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def deliver_alert(alert_id: int, channel: str) -> str:
+def deliver_alert(alert_id: int, channel: str, rt: Runtime | None = None) -> str:
     """Send one alert through one channel at most once: the delivery row is checked (and
     leased) before sending and marked after."""
-    rt = runtime.current()
+    rt = rt or runtime.current()
     outgoing = rt.database.run(lambda tx: alerts.claim_delivery(tx, alert_id, channel, rt.config))
     if outgoing is None:
         return "nothing to send"
@@ -31,8 +32,8 @@ def deliver_alert(alert_id: int, channel: str) -> str:
     return receipt
 
 
-def escalate_alert(alert_id: int) -> int:
-    rt = runtime.current()
+def escalate_alert(alert_id: int, rt: Runtime | None = None) -> int:
+    rt = rt or runtime.current()
     sends = rt.database.run(lambda tx: alerts.escalate(tx, alert_id, rt.config))
     rt.queue.deliver(sends)
     return len(sends)
@@ -46,10 +47,12 @@ def delivery_failed(job: Any, connection: Any, exc_type: Any, exc: Any, tb: Any)
     record_final_failure(alert_id, channel, exc)
 
 
-def record_final_failure(alert_id: int, channel: str, error: BaseException | None) -> None:
+def record_final_failure(
+    alert_id: int, channel: str, error: BaseException | None, rt: Runtime | None = None
+) -> None:
     if isinstance(error, alerts.DeliveryBusy):
         return  # the attempt holding the lease decides; the redelivery sweep covers a dead one
-    rt = runtime.current()
+    rt = rt or runtime.current()
     text = f"{type(error).__name__}: {error}" if error is not None else "failed"
     timers = rt.database.run(lambda tx: alerts.record_failed(tx, alert_id, channel, text))
     rt.queue.escalate(timers)

@@ -31,6 +31,7 @@ class AlertPipeline:
         self.runtime.database.on_commit(self.wake)
         self._thread = threading.Thread(target=self._loop, name="b40-alert-planner", daemon=True)
         self._thread.start()
+        self._wake.set()  # catch up with whatever was committed while we were down
 
     def wake(self, _last_seq: int = 0) -> None:
         self._wake.set()

@@ -105,25 +105,30 @@ class InlineAlertQueue:
 
     def __init__(self, retry_intervals: Sequence[int]) -> None:
         self.intervals = list(retry_intervals)
+        self.runtime: Any = None  # the Runtime these jobs run with (set by workers.runtime)
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="b40-alert-jobs", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first job
 
     def deliver(self, sends: Sequence[Send], *, again: bool = False) -> None:
         from workers import jobs
 
         for send in sends:
-            self._attempt(jobs.deliver_alert, (send.alert_id, send.channel), 0, failure=True)
+            self._attempt(
+                jobs.deliver_alert, (send.alert_id, send.channel, self.runtime), 0, failure=True
+            )
 
     def escalate(self, items: Sequence[Escalate]) -> None:
         from workers import jobs
 
         for item in items:
             delay = (item.at - datetime.now(UTC)).total_seconds()
-            self._at(time.monotonic() + max(0.0, delay), _call(jobs.escalate_alert, item.alert_id))
+            self._at(
+                time.monotonic() + max(0.0, delay),
+                _call(jobs.escalate_alert, item.alert_id, self.runtime),
+            )
 
     def _attempt(
         self, fn: Callable[..., Any], args: tuple[Any, ...], attempt: int, *, failure: bool
@@ -142,12 +147,17 @@ class InlineAlertQueue:
                     )
                 elif failure:
                     log.warning("alert job %s%s gave up: %s", fn.__name__, args, error)
-                    jobs.record_final_failure(args[0], args[1], error)
+                    jobs.record_final_failure(args[0], args[1], error, self.runtime)
 
         self._at(time.monotonic(), run)
 
     def _at(self, when: float, fn: Callable[[], None]) -> None:
         with self._wake:
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(
+                    target=self._run, name="b40-alert-jobs", daemon=True
+                )
+                self._thread.start()
             heapq.heappush(self._heap, (when, next(self._order), fn))
             self._wake.notify()
 
@@ -169,4 +179,5 @@ class InlineAlertQueue:
         with self._wake:
             self._stopped = True
             self._wake.notify()
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)

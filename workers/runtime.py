@@ -95,6 +95,8 @@ def build(
     database = database or Database(make_engine(settings.database_url), clock=clock)
     runtime = Runtime(database=database, config=config, channels=channels(settings, config.secret))
     runtime.queue = make_queue(settings)
+    if isinstance(runtime.queue, InlineAlertQueue):
+        runtime.queue.runtime = runtime
     return runtime
 
 
