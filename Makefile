@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export B40_ADMIN_TOKEN ?= dev-admin-token
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test lint install
 
@@ -15,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: $(BIN)/.installed
-	$(BIN)/b40 serve --host 127.0.0.1 --port 8000
+	$(BIN)/b40 serve --host $(HOST) --port $(PORT)
 
 test: $(BIN)/.installed
 	bash scripts/test.sh
