@@ -22,6 +22,7 @@ from server.api import (
     incidents,
     offers,
     reference,
+    reports,
     requests,
     resources,
     users,
@@ -115,6 +116,7 @@ def create_app(
     for module in (reference, resources, incidents, requests, offers, events, users, allocations):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(alerts.router, prefix=API_PREFIX)
+    app.include_router(reports.router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
