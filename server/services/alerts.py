@@ -302,7 +302,7 @@ def _open_lines(session: Session) -> list[OpenLine]:
             incident=_incident_facts(incident),
             exercise=request.exercise,
         )
-        for item, request, incident in session.execute(query).tuples()
+        for item, request, incident in session.execute(query)
     ]
 
 
@@ -332,7 +332,7 @@ def _moving_deployments(session: Session) -> list[ActiveDeployment]:
             incident=_incident_facts(incident),
             exercise=request.exercise,
         )
-        for d, offer, unit, request, incident in session.execute(query).tuples()
+        for d, offer, unit, request, incident in session.execute(query)
     ]
 
 
@@ -646,7 +646,7 @@ def list_alerts(
         query = query.where(AlertRow.city == city)
     if status is not None:
         query = query.where(AlertRow.status == status)
-    rows = list(session.execute(query.order_by(AlertRow.id.desc())).tuples())
+    rows = list(session.execute(query.order_by(AlertRow.id.desc())))
     return [alert_view(a, o) for a, o in rows[offset : offset + limit]], len(rows)
 
 
