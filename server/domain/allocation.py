@@ -193,13 +193,27 @@ class _Classes:
 
 @dataclass(slots=True)
 class _Block:
-    """Classes of one capability against the groups that accept it."""
+    """Classes of one capability (rows) against the groups that accept it (columns)."""
 
     capability: str
+    factor: float
+    speed: float
     classes: IntArray
     groups: IntArray
-    lower: npt.NDArray[np.int64]  # scaled lower bound of each pair's cost; -1 marks own city
-    exact: dict[tuple[int, int], tuple[int, float, float]] = field(default_factory=dict)
+    lower: IntArray  # scaled lower bound of each pair's cost; -1 marks the group's own city
+    cost: IntArray = field(init=False)  # exact scaled cost; -1 until measured
+    km: FloatArray = field(init=False)
+    in_graph: npt.NDArray[np.bool_] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cost = np.full(self.lower.shape, -1, np.int64)
+        self.km = np.zeros(self.lower.shape)
+        self.in_graph = np.zeros(self.lower.shape, bool)
+
+    def eta(self, readiness: FloatArray, km: FloatArray) -> FloatArray:
+        # The same expression, in the same order, as matching.eta_hours: the candidates' ETA.
+        eta: FloatArray = readiness + km * self.factor / self.speed
+        return eta
 
 
 def plan_allocation(
@@ -218,8 +232,8 @@ def plan_allocation(
     travel = {c: hours_per_km(cap, route_factors) for c, cap in catalogue.items()}
     blocks = _blocks(groups, classes, travel)
     unfilled_caps = _max_fill(groups, classes, blocks)
-    flows, certificate = _min_eta(groups, classes, blocks, unfilled_caps, travel)
-    return _disaggregate(groups, classes, blocks, flows, certificate)
+    used, certificate = _min_eta(groups, classes, blocks, unfilled_caps, travel)
+    return _disaggregate(groups, classes, blocks, used, certificate)
 
 
 def _group_lines(lines: Sequence[PlanLine]) -> _Groups:
@@ -329,7 +343,7 @@ def _blocks(
             == np.asarray(groups.city, dtype=np.str_)[grp][None, :]
         )
         lower[own] = -1
-        blocks.append(_Block(capability, cls, grp, lower))
+        blocks.append(_Block(capability, factor, speed, cls, grp, lower))
     return blocks
 
 
@@ -390,28 +404,17 @@ def _solve(flow: SimpleMinCostFlow) -> None:
         raise RuntimeError(f"min-cost flow failed: status {status}")
 
 
-def _exact(
-    block: _Block,
-    groups: _Groups,
-    classes: _Classes,
-    pairs: IntArray,
-    travel: Mapping[str, tuple[float, float]],
+def _measure(
+    block: _Block, groups: _Groups, classes: _Classes, rows: IntArray, cols: IntArray
 ) -> None:
-    """Measure pairs (row, column of the block) exactly; remember (scaled cost, eta, km)."""
-    rows, cols = pairs[:, 0], pairs[:, 1]
+    """Exact geodesic ETAs for the given pairs of the block, kept for later rounds."""
     cls, grp = block.classes[rows], block.groups[cols]
     km = geodesic_km(classes.lat[cls], classes.lon[cls], groups.lat[grp], groups.lon[grp])
-    factor, speed = travel[block.capability]
-    # The same expression, in the same order, as matching.eta_hours: the candidates' ETA.
-    eta = classes.readiness[cls] + km * factor / speed
-    cost = np.rint(eta * SCALE).astype(np.int64)
-    for r, c, s, e, k in zip(
-        rows.tolist(), cols.tolist(), cost.tolist(), eta.tolist(), km.tolist(), strict=True
-    ):
-        block.exact[(r, c)] = (s, e, k)
+    block.km[rows, cols] = km
+    block.cost[rows, cols] = np.rint(block.eta(classes.readiness[cls], km) * SCALE).astype(np.int64)
 
 
-def _initial_pairs(block: _Block, classes: _Classes, groups: _Groups) -> IntArray:
+def _initial_pairs(block: _Block, classes: _Classes, groups: _Groups) -> tuple[IntArray, IntArray]:
     """Per group, the nearest classes (by the bound) holding twice its demand, and one more."""
     lower = np.where(block.lower < 0, np.iinfo(np.int64).max, block.lower)
     order = np.argsort(lower, axis=0, kind="stable")
@@ -421,7 +424,7 @@ def _initial_pairs(block: _Block, classes: _Classes, groups: _Groups) -> IntArra
     keep = (cumulative - held[order]) < want
     keep &= np.take_along_axis(block.lower, order, axis=0) >= 0
     rows, cols = np.nonzero(keep)
-    return np.column_stack([order[rows, cols], cols]).astype(np.int64)
+    return order[rows, cols].astype(np.int64), cols.astype(np.int64)
 
 
 def _min_eta(
@@ -430,7 +433,7 @@ def _min_eta(
     blocks: list[_Block],
     unfilled_caps: list[int],
     travel: Mapping[str, tuple[float, float]],
-) -> tuple[dict[tuple[int, int, int], int], Certificate]:
+) -> tuple[list[tuple[int, IntArray, IntArray, IntArray]], Certificate]:
     total = int(groups.demand.sum())
     n_cc, n_cls, n_grp = len(classes.cc_spare), len(classes.count), len(groups.demand)
     first_cc, first_cls, first_grp = 4, 4 + n_cc, 4 + n_cc + n_cls
@@ -441,42 +444,65 @@ def _min_eta(
     # flow through one costs more than every plan without (proof in docs/allocation.md).
     guard = (total + 1) * worst_arc
     for block in blocks:
-        pairs = _initial_pairs(block, classes, groups)
-        if len(pairs):
-            _exact(block, groups, classes, pairs, travel)
+        rows, cols = _initial_pairs(block, classes, groups)
+        _measure(block, groups, classes, rows, cols)
+        block.in_graph[rows, cols] = True
+    g = np.arange(n_grp, dtype=np.int64)
+    k = np.arange(n_cls, dtype=np.int64)
+    cc = np.arange(n_cc, dtype=np.int64)
+    prio = np.asarray(groups.priority, np.int64)
+    # Fixed arcs, in this order: source -> unfilled[p]; per group unfilled[p] -> g and the
+    # guard source -> g (interleaved); source -> cc; cc -> class.
+    fixed_t = np.concatenate(
+        [
+            np.zeros(3, np.int64),
+            np.column_stack([1 + prio, np.zeros(n_grp, np.int64)]).ravel(),
+            np.zeros(n_cc, np.int64),
+            first_cc + classes.cc,
+        ]
+    )
+    fixed_h = np.concatenate(
+        [
+            1 + np.arange(3, dtype=np.int64),
+            np.repeat(first_grp + g, 2),
+            first_cc + cc,
+            first_cls + k,
+        ]
+    )
+    fixed_u = np.concatenate(
+        [
+            np.asarray(unfilled_caps, np.int64),
+            np.repeat(groups.demand, 2),
+            classes.cc_spare,
+            classes.count,
+        ]
+    )
+    fixed_c = np.concatenate(
+        [
+            np.zeros(3, np.int64),
+            np.column_stack([np.zeros(n_grp, np.int64), np.full(n_grp, guard, np.int64)]).ravel(),
+            np.zeros(n_cc + n_cls, np.int64),
+        ]
+    )
+    supplies = np.zeros(first_grp + n_grp, np.int64)
+    supplies[0] = total
+    supplies[first_grp:] = -groups.demand
     rounds = 0
     while True:
         rounds += 1
-        arcs = _Arcs()
-        arc = arcs.add
-        for p in range(len(PRIORITIES)):
-            arc(0, 1 + p, unfilled_caps[p], 0)
-        for g in range(n_grp):
-            arc(1 + groups.priority[g], first_grp + g, int(groups.demand[g]), 0)
-            arc(0, first_grp + g, int(groups.demand[g]), guard)
-        for cc in range(n_cc):
-            arc(0, first_cc + cc, int(classes.cc_spare[cc]), 0)
-        for k in range(n_cls):
-            arc(first_cc + int(classes.cc[k]), first_cls + k, int(classes.count[k]), 0)
-        pair_arcs: list[tuple[int, int, int]] = []
-        for b, block in enumerate(blocks):
-            for (r, c), (s, _, _) in block.exact.items():
-                if block.lower[r, c] < 0:
-                    continue
-                k, g = int(block.classes[r]), int(block.groups[c])
-                pair_arcs.append((b, r, c))
-                arc(
-                    first_cls + k,
-                    first_grp + g,
-                    min(int(classes.count[k]), int(groups.demand[g])),
-                    s,
-                )
+        parts = [(b, *np.nonzero(block.in_graph)) for b, block in enumerate(blocks)]
+        tails, heads, caps, costs = [fixed_t], [fixed_h], [fixed_u], [fixed_c]
+        for b, rows, cols in parts:
+            block = blocks[b]
+            kk, gg = block.classes[rows], block.groups[cols]
+            tails.append(first_cls + kk)
+            heads.append(first_grp + gg)
+            caps.append(np.minimum(classes.count[kk], groups.demand[gg]))
+            costs.append(block.cost[rows, cols])
+        t_arr, h_arr = np.concatenate(tails), np.concatenate(heads)
+        u_arr, c_arr = np.concatenate(caps), np.concatenate(costs)
         flow = SimpleMinCostFlow()
-        t_arr, h_arr, u_arr, c_arr = arcs.arrays()
         flow.add_arcs_with_capacity_and_unit_cost(t_arr, h_arr, u_arr, c_arr)
-        supplies = np.zeros(first_grp + n_grp, np.int64)
-        supplies[0] = total
-        supplies[first_grp:] = -groups.demand
         flow.set_nodes_supplies(np.arange(len(supplies)), supplies)
         _solve(flow)
         f_arr = np.asarray(flow.flows(np.arange(len(t_arr))), np.int64)
@@ -486,59 +512,31 @@ def _min_eta(
         for block in blocks:
             pc = potential[first_cls + block.classes][:, None]
             pg = potential[first_grp + block.groups][None, :]
-            suspect = (block.lower >= 0) & (block.lower + pc - pg < 0)
-            rows, cols = np.nonzero(suspect)
             priced += block.lower.size
-            if len(rows) == 0:
+            suspect = (block.lower >= 0) & ~block.in_graph & (block.lower + pc - pg < 0)
+            if not suspect.any():
                 continue
-            fresh = np.asarray(
-                [
-                    (r, c)
-                    for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
-                    if (r, c) not in block.exact
-                ],
-                np.int64,
-            )
-            if len(fresh):
-                _exact(block, groups, classes, fresh.reshape(-1, 2), travel)
-                added += len(fresh)
+            rows, cols = np.nonzero(suspect & (block.cost < 0))
+            _measure(block, groups, classes, rows, cols)
+            violated = suspect & (block.cost + pc - pg < 0)
+            block.in_graph |= violated
+            added += int(violated.sum())
         if added == 0:
             break
-    offset = len(t_arr) - len(pair_arcs)
-    flows: dict[tuple[int, int, int], int] = {}
-    for i, key in enumerate(pair_arcs):
-        if f_arr[offset + i] > 0:
-            flows[key] = int(f_arr[offset + i])
-    # Arcs 3 + 2g and 4 + 2g are group g's unfilled and guard arcs (built in that order).
-    guard_flow = int(f_arr[4 + 2 * np.arange(n_grp)].sum()) if n_grp else 0
+    guard_flow = int(f_arr[4 + 2 * g].sum()) if n_grp else 0
     if guard_flow:
         raise RuntimeError("allocation: guard arcs carry flow at the optimum (bug)")
-    eta_cost = int(flow.optimal_cost())
-    return flows, Certificate(
-        rounds=rounds, arcs=len(pair_arcs), pairs=priced, optimal_cost=eta_cost
+    used: list[tuple[int, IntArray, IntArray, IntArray]] = []
+    offset = len(fixed_t)
+    for b, rows, cols in parts:
+        f = f_arr[offset : offset + len(rows)]
+        offset += len(rows)
+        positive = f > 0
+        used.append((b, rows[positive], cols[positive], f[positive]))
+    arcs = len(t_arr) - len(fixed_t)
+    return used, Certificate(
+        rounds=rounds, arcs=arcs, pairs=priced, optimal_cost=int(flow.optimal_cost())
     )
-
-
-@dataclass(slots=True)
-class _Arcs:
-    tails: list[int] = field(default_factory=list)
-    heads: list[int] = field(default_factory=list)
-    capacity: list[int] = field(default_factory=list)
-    cost: list[int] = field(default_factory=list)
-
-    def add(self, tail: int, head: int, capacity: int, cost: int) -> None:
-        self.tails.append(tail)
-        self.heads.append(head)
-        self.capacity.append(capacity)
-        self.cost.append(cost)
-
-    def arrays(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-        return (
-            np.asarray(self.tails, np.int64),
-            np.asarray(self.heads, np.int64),
-            np.asarray(self.capacity, np.int64),
-            np.asarray(self.cost, np.int64),
-        )
 
 
 def _potentials(
@@ -568,18 +566,20 @@ def _disaggregate(
     groups: _Groups,
     classes: _Classes,
     blocks: list[_Block],
-    flows: Mapping[tuple[int, int, int], int],
+    used: list[tuple[int, IntArray, IntArray, IntArray]],
     certificate: Certificate,
 ) -> Plan:
     taken = np.zeros(len(classes.count), np.int64)
     per_group: dict[int, list[tuple[float, float, int, int]]] = defaultdict(list)
-    for (b, r, c), units in sorted(flows.items()):
+    for b, rows, cols, units in used:
         block = blocks[b]
-        k, g = int(block.classes[r]), int(block.groups[c])
-        _, eta, km = block.exact[(r, c)]
-        for unit in classes.units[k][taken[k] : taken[k] + units].tolist():
-            per_group[g].append((eta, km, int(unit), k))
-        taken[k] += units
+        for r, c, n in zip(rows.tolist(), cols.tolist(), units.tolist(), strict=True):
+            k, g = int(block.classes[r]), int(block.groups[c])
+            km = block.km[r, c]
+            eta = float(block.eta(classes.readiness[k : k + 1], block.km[r : r + 1, c])[0])
+            for unit in classes.units[k][taken[k] : taken[k] + n].tolist():
+                per_group[g].append((eta, float(km), int(unit), k))
+            taken[k] += n
     assignments: list[Assignment] = []
     unfilled: list[Unfilled] = []
     filled = dict.fromkeys(PRIORITIES, 0)
