@@ -112,9 +112,12 @@ def _populate(tx: Tx, factors: dict[str, float]) -> None:
     )
     lines = {item["capability"]: item["id"] for item in request["items"]}
 
-    def donor(capability: str, skip: int = 0) -> int:
-        away = [u for u in units[capability] if u["city"] != EXERCISE_CITY]
-        return int(away[skip]["id"])
+    home_country = next(c.country for c in cities if c.slug == EXERCISE_CITY)
+    abroad = {c.slug for c in cities if c.country != home_country}
+
+    def donor(capability: str) -> int:
+        # From another country: the deployment's line on the map is long enough to see.
+        return int(next(u for u in units[capability] if u["city"] in abroad)["id"])
 
     # One unit already on the road (a line on the map), one offer waiting for acceptance.
     first = make_offer(
