@@ -36,6 +36,8 @@ EARTH_MEAN_KM = 6371.0088
 # Haversine on the mean sphere is within 0.56 % of the WGS-84 geodesic; 0.99 keeps a margin,
 # so the scaled bound never exceeds an exact cost (tests check it across the region).
 LOWER_BOUND_FACTOR = 0.99
+PRICE_PER_DEMAND = 2  # arcs per unit of demand that one pricing round may add to a group
+PRICE_MIN = 4
 HALF_EARTH_KM = 20_004.0  # the longest geodesic: bounds every possible arc cost
 WGS84 = Geod(ellps="WGS84")
 
@@ -364,12 +366,17 @@ def _max_fill(groups: _Groups, classes: _Classes, blocks: list[_Block]) -> list[
     kind_priority = np.zeros(len(kinds), np.int64)
     for (_, prio, _), k in kinds.items():
         kind_priority[k] = prio
-    links: set[tuple[int, int]] = set()
+    found = [np.zeros(0, np.int64)]
     for block in blocks:
-        ccs = classes.cc[block.classes]
-        for j, g in enumerate(block.groups):
-            for cc in np.unique(ccs[block.lower[:, j] >= 0]):
-                links.add((int(cc), int(kind_of_group[g])))
+        rows, cols = np.nonzero(block.lower >= 0)
+        cc_kind = classes.cc[block.classes[rows]] * len(kinds) + kind_of_group[block.groups[cols]]
+        found.append(np.unique(cc_kind))
+    keys = np.unique(np.concatenate(found))
+    links = list(
+        zip(
+            (keys // max(len(kinds), 1)).tolist(), (keys % max(len(kinds), 1)).tolist(), strict=True
+        )
+    )
     total = int(kind_demand.sum())
     n_cc = len(classes.cc_spare)
     caps: list[int] = []
@@ -516,9 +523,22 @@ def _min_eta(
             suspect = (block.lower >= 0) & ~block.in_graph & (block.lower + pc - pg < 0)
             if not suspect.any():
                 continue
-            rows, cols = np.nonzero(suspect & (block.cost < 0))
+            limit = np.maximum(PRICE_PER_DEMAND * groups.demand[block.groups], PRICE_MIN)
+            # Measure exactly the most promising suspects first (by their bound); all of them
+            # only when those hold no violation, so a round that adds nothing has priced all.
+            bound = np.where(suspect, block.lower + pc - pg, 0)
+            promising = suspect & (_rank(bound) < 2 * limit[None, :])
+            rows, cols = np.nonzero(promising & (block.cost < 0))
             _measure(block, groups, classes, rows, cols)
-            violated = suspect & (block.cost + pc - pg < 0)
+            reduced = np.where(promising, block.cost + pc - pg, 0)
+            if not (reduced < 0).any():
+                rows, cols = np.nonzero(suspect & (block.cost < 0))
+                _measure(block, groups, classes, rows, cols)
+                reduced = np.where(suspect, block.cost + pc - pg, 0)
+            violated = reduced < 0
+            # Partial pricing: per group, only its most negative arcs (a few times its
+            # demand) join; the next round prices the rest against better potentials.
+            violated &= _rank(reduced) < limit[None, :]
             block.in_graph |= violated
             added += int(violated.sum())
         if added == 0:
@@ -537,6 +557,12 @@ def _min_eta(
     return used, Certificate(
         rounds=rounds, arcs=arcs, pairs=priced, optimal_cost=int(flow.optimal_cost())
     )
+
+
+def _rank(values: IntArray) -> IntArray:
+    """Each entry's rank within its column (0 = smallest)."""
+    ranks: IntArray = np.argsort(np.argsort(values, axis=0, kind="stable"), axis=0)
+    return ranks
 
 
 def _potentials(
