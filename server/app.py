@@ -17,6 +17,7 @@ from config.settings import Settings, route_factors
 from server.api import (
     alerts,
     allocations,
+    audit,
     errors,
     events,
     incidents,
@@ -115,6 +116,7 @@ def create_app(
     errors.install(app)
     for module in (reference, resources, incidents, requests, offers, events, users, allocations):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(audit.router, prefix=API_PREFIX)
     app.include_router(alerts.router, prefix=API_PREFIX)
     app.include_router(reports.router, prefix=API_PREFIX)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from config.settings import Settings
 from server.domain.model import Role
+
+if TYPE_CHECKING:
+    from server.domain.audit import ChainReport
 
 cli = typer.Typer(
     help="B40 Mutual Aid: crisis coordination and mutual-aid dispatch.", no_args_is_help=True
@@ -16,6 +19,8 @@ db_cli = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
 user_cli = typer.Typer(help="Users and tokens.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
+audit_cli = typer.Typer(help="The audit trail (hash-chained event log).", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
 
 
 @cli.command()
@@ -180,6 +185,54 @@ def worker(
     run_worker(
         with_scheduler=with_scheduler, burst=burst, simple=simple, planner=planner, name=name
     )
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    file: Annotated[
+        str | None,
+        typer.Option(help="Verify an export (NDJSON from /api/v1/audit/export) instead."),
+    ] = None,
+) -> None:
+    """Recompute the hash chain; exit 1 naming the first broken seq."""
+    report: ChainReport
+    if file is None:
+        from server.db.engine import make_engine
+        from server.db.unit_of_work import Database
+        from server.services.audit import verify
+
+        database = Database(make_engine(Settings().database_url))
+        try:
+            report = verify(database)
+        finally:
+            database.engine.dispose()
+    else:
+        report = _verify_file(file)
+    if report.ok:
+        typer.echo(f"b40: audit chain intact: {report.checked} events, head {report.head}")
+        return
+    typer.secho(
+        f"b40: audit chain broken at seq {report.broken_seq}: {report.reason} "
+        f"({report.checked} events before it hold)",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
+def _verify_file(path: str) -> ChainReport:
+    import json
+
+    from server.domain.audit import GENESIS, verify_chain
+
+    with open(path, encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    if not records:
+        return verify_chain([])
+    first = records[0]
+    # An export that starts after seq 0 is checked from its first prev_hash onwards.
+    start = GENESIS if first["seq"] == 1 else first.get("prev_hash", "")
+    return verify_chain(records, start_seq=int(first["seq"]), start_hash=start)
 
 
 def main() -> None:

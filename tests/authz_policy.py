@@ -63,6 +63,7 @@ POLICY: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/v1/deployments/{deployment_id}"): READ,
     ("POST", "/api/v1/deployments/{deployment_id}/status"): OWNER_WRITES,  # donor or requester
     ("GET", "/api/v1/events"): READ,
+    ("GET", "/api/v1/audit/export"): NETWORK_ONLY,  # the hash-chained audit trail, NDJSON
     ("POST", "/api/v1/users"): ADMIN_ONLY,
     ("GET", "/api/v1/users/me"): READ,
     ("POST", "/api/v1/users/{user_id}/revoke"): ADMIN_ONLY,

@@ -234,12 +234,18 @@ class EventRow(Base):
     exercise: Mapped[bool] = mapped_column(Boolean, default=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
     created_at: Mapped[datetime]
+    # The audit chain (server/domain/audit.py, migration 0006): sha256 over the canonical event
+    # and the previous event's hash. The table is append-only (triggers refuse UPDATE/DELETE).
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class EventCounterRow(Base):
     __tablename__ = "event_counter"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Id)
+    # The hash of event `seq`: the chain head, updated under the same row lock as seq.
+    head_hash: Mapped[str] = mapped_column(String(64))
 
 
 class IdempotencyRow(Base):

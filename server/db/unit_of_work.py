@@ -13,7 +13,9 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.db.audit import record_of
 from server.db.tables import EventCounterRow, EventRow, IdempotencyRow
+from server.domain.audit import FIELDS, event_hash
 from server.domain.errors import Conflict, InvalidInput
 from server.domain.model import Actor
 
@@ -142,25 +144,27 @@ class Database:
 
 
 def append_events(session: Session, tx: Tx) -> int | None:
-    """Give the transaction's events their seqs and write them; return the last seq.
+    """Give the transaction's events their seqs and chain hashes, write them; return the last seq.
 
     The counter row's lock is held from here to commit, so seqs become visible in commit
     order with no gaps (an auto-increment would not: 11 can commit before 10). It is taken
-    last, so the lock is held for as short a time as possible.
+    last, so the lock is held for as short a time as possible. The chain head lives in the
+    same row, so the hash chain follows commit order too (docs/security.md).
     """
     if not tx.events:
         return None
     count = len(tx.events)
-    last = session.execute(
+    last, head = session.execute(
         update(EventCounterRow)
         .where(EventCounterRow.id == 1)
         .values(seq=EventCounterRow.seq + count)
-        .returning(EventCounterRow.seq)
-    ).scalar_one()
+        .returning(EventCounterRow.seq, EventCounterRow.head_hash)
+    ).one()
     first = last - count + 1
     actor = tx.actor
-    session.add_all(
-        EventRow(
+    rows = []
+    for i, e in enumerate(tx.events):
+        row = EventRow(
             seq=first + i,
             type=e.type,
             entity=e.entity,
@@ -171,9 +175,13 @@ def append_events(session: Session, tx: Tx) -> int | None:
             exercise=e.exercise,
             payload=e.payload,
             created_at=tx.now,
+            prev_hash=head,
         )
-        for i, e in enumerate(tx.events)
-    )
+        head = event_hash(head, record_of({f: getattr(row, f) for f in FIELDS}))
+        row.hash = head
+        rows.append(row)
+    session.add_all(rows)
+    session.execute(update(EventCounterRow).where(EventCounterRow.id == 1).values(head_hash=head))
     session.flush()
     tx.events.clear()
     return int(last)

@@ -165,6 +165,7 @@ SETUPS: dict[tuple[str, str], Callable[[World, str], Call]] = {
         {"status": "en_route"},
     ),
     ("GET", "/api/v1/events"): lambda w, who: ("/api/v1/events", None),
+    ("GET", "/api/v1/audit/export"): lambda w, who: ("/api/v1/audit/export", None),
     ("POST", "/api/v1/users"): lambda w, who: (
         "/api/v1/users",
         {"name": f"u{next(w.counter)}", "role": "observer"},
