@@ -123,6 +123,24 @@ def test_replay_by_plan(server: ServerProcess) -> None:
         check_against_api(report, client)
         assert report.plans, "the plan policy plans at each dispatch moment"
         assert report.totals["accepted"] == report.totals["asked"]
+        # The after-action report of each incident agrees with the replay's report, and shows
+        # the lender-cover flags of the plans that covered it.
+        flagged = 0
+        for summary in report.requests:
+            after = client.get(
+                f"/api/v1/incidents/{summary.incident_id}/report", params={"format": "json"}
+            ).json()
+            assert after["incident"]["exercise"] is True
+            assert after["totals"]["asked"] == summary.asked
+            assert after["totals"]["accepted"] == summary.accepted
+            assert after["timeline"]["counts"]["arrivals"] == summary.accepted
+            assert after["timeline"]["counts"]["releases"] == summary.accepted
+            by_line = {line["item_id"]: line for line in after["lines"]}
+            for line in summary.lines:
+                assert by_line[line.item_id]["donors"] == line.donors
+            flagged += len(after["flags"])
+        plan_flags = sum(len(p["flags"]) for p in report.plans)
+        assert (flagged > 0) == (plan_flags > 0)
 
 
 def test_replay_needs_an_admin_token(server: ServerProcess) -> None:
