@@ -497,7 +497,10 @@ def _min_eta(
     rounds = 0
     while True:
         rounds += 1
-        parts = [(b, *np.nonzero(block.in_graph)) for b, block in enumerate(blocks)]
+        parts: list[tuple[int, IntArray, IntArray]] = []
+        for b, block in enumerate(blocks):
+            rows, cols = np.nonzero(block.in_graph)
+            parts.append((b, rows.astype(np.int64), cols.astype(np.int64)))
         tails, heads, caps, costs = [fixed_t], [fixed_h], [fixed_u], [fixed_c]
         for b, rows, cols in parts:
             block = blocks[b]
