@@ -71,6 +71,19 @@ class Settings(BaseSettings):
     alert_lease_seconds: float = 60.0
     alert_redeliver_after_seconds: float = 90.0
     alert_ack_link_hours: float = 72.0
+    # Rate limits (docs/security.md): writes per token, failed authentications per client
+    # address. Far above what a coordinator or a city's integration needs in a crisis; they
+    # stop a runaway script or a token-guessing client before the database feels it.
+    rate_limit_enabled: bool = True
+    rate_limit_writes_per_second: float = 20.0
+    rate_limit_write_burst: int = 200
+    rate_limit_auth_failures_per_minute: float = 10.0
+    rate_limit_auth_failure_burst: int = 10
+    # Observability (docs/operations.md): JSON logs to stderr; /metrics needs this bearer token
+    # when set (Prometheus `authorization`), is open when unset (serve it on a private port).
+    log_level: str = "INFO"
+    log_json: bool = True
+    metrics_token: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -87,6 +100,7 @@ class Settings(BaseSettings):
         "smtp_url",
         "sms_gateway_url",
         "alert_signing_secret",
+        "metrics_token",
         mode="before",
     )
     @classmethod

@@ -29,6 +29,7 @@ from server.api import (
     users,
 )
 from server.api.limits import BodySizeLimit
+from server.api.ratelimit import RateLimit, make_buckets, rate_limits
 from server.board import socket as board_socket
 from server.board.hub import Hub
 from server.board.transport import make_transport
@@ -66,6 +67,7 @@ def create_app(
         prepare_database(settings)
     engine = make_engine(settings.database_url)
     database = Database(engine, clock=clock)
+    rate_buckets = make_buckets(settings.redis_url, settings.redis_prefix)
     # Alerts (docs/alerts.md): the planner reads the log after each commit and every tick;
     # jobs go to RQ with B40_REDIS_URL, else run in-process (e-mails land in the outbox).
     alert_runtime = build_alert_runtime(settings, database=database)
@@ -97,6 +99,7 @@ def create_app(
         await relay.stop()
         await hub.stop()
         await transport.close()
+        await rate_buckets.close()
         engine.dispose()
 
     app = FastAPI(
@@ -146,6 +149,8 @@ def create_app(
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimit, limits=rate_limits(settings), buckets=rate_buckets)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

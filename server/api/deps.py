@@ -31,13 +31,18 @@ AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
 def current_actor(
+    request: Request,
     database: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
     token = credentials.credentials
-    return database.read(lambda session: authenticate(session, token, database.clock()))
+    actor = database.read(lambda session: authenticate(session, token, database.clock()))
+    # For the middlewares around the app: the rate limiter (a token that authenticated is not
+    # held back by failures from its address) and the access log (who made the call).
+    request.scope.setdefault("b40", {})["actor"] = actor
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
