@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from server.domain.errors import (
     Conflict,
@@ -61,8 +62,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
-    async def _database_down(_: Request, error: DBAPIError) -> JSONResponse:
-        log.warning("database unavailable: %s", error.orig)
+    @app.exception_handler(PoolTimeout)  # every pooled connection busy for pool_timeout seconds
+    async def _database_down(_: Request, error: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", getattr(error, "orig", None) or error)
         return JSONResponse(
             {"detail": "the database is unavailable; retry shortly", "code": "unavailable"},
             status_code=503,
