@@ -227,3 +227,47 @@ def _round(value: float | None) -> float | None:
 
 
 Chaos = Callable[[LoadRun], dict[str, Any]]
+
+
+# The double-booking invariants, as SQL that runs on PostgreSQL and SQLite alike.
+BOOKING_CHECKS = {
+    "unit with more than one active deployment": (
+        "SELECT resource_id FROM deployments WHERE status <> 'returned' "
+        "GROUP BY resource_id HAVING count(*) > 1"
+    ),
+    "unit with more than one pending offer": (
+        "SELECT resource_id FROM offers WHERE status = 'pending' "
+        "GROUP BY resource_id HAVING count(*) > 1"
+    ),
+    "unit deployed but not in a deployed status": (
+        "SELECT r.id FROM resources r JOIN deployments d ON d.resource_id = r.id "
+        "AND d.status <> 'returned' "
+        "WHERE r.status NOT IN ('mobilising', 'en_route', 'on_scene', 'returning')"
+    ),
+    "stranded: unit in a deployed status with no active deployment": (
+        "SELECT r.id FROM resources r WHERE r.status IN "
+        "('mobilising', 'en_route', 'on_scene', 'returning') AND NOT EXISTS "
+        "(SELECT 1 FROM deployments d WHERE d.resource_id = r.id AND d.status <> 'returned')"
+    ),
+    "stranded: unit offered with no pending offer": (
+        "SELECT r.id FROM resources r WHERE r.status = 'offered' AND NOT EXISTS "
+        "(SELECT 1 FROM offers o WHERE o.resource_id = r.id AND o.status = 'pending')"
+    ),
+    "pending offer of a unit that is not offered": (
+        "SELECT o.resource_id FROM offers o JOIN resources r ON r.id = o.resource_id "
+        "WHERE o.status = 'pending' AND r.status <> 'offered'"
+    ),
+    "line given more units than it asked for": (
+        "SELECT i.id FROM request_items i WHERE i.quantity < (SELECT count(*) FROM "
+        "deployments d WHERE d.request_item_id = i.id AND d.status <> 'returned')"
+    ),
+}
+
+
+def booking_violations(sql: Callable[[str], list[tuple[Any, ...]]]) -> dict[str, list[Any]]:
+    out = {}
+    for name, query in BOOKING_CHECKS.items():
+        rows = sql(query)
+        if rows:
+            out[name] = [r[0] for r in rows][:20]
+    return out

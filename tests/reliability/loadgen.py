@@ -173,6 +173,9 @@ class Load:
                     op.outcome = "ok"
                     op.id = int(response.json()["id"])
                     break
+                if response.status_code == 429:  # refused, nothing written: wait and retry
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                    continue
                 if response.status_code not in AMBIGUOUS:
                     op.outcome = "failed"  # a definite refusal: nothing was written
                     break

@@ -410,6 +410,10 @@ class Rig:
             "B40_ALERT_SIGNING_SECRET": "reliability-secret",
             "B40_OUTBOX_DIR": str(self.log_dir / "outbox"),
             "PYTHONUNBUFFERED": "1",
+            # One admin token stands in for 40 cities' operators: the per-token write limit
+            # (20/s, burst 200) would otherwise throttle the whole network's load as one city.
+            "B40_RATE_LIMIT_WRITES_PER_SECOND": "5000",
+            "B40_RATE_LIMIT_WRITE_BURST": "5000",
         }
         if self.sinks is not None:
             env["B40_SMTP_URL"] = self.sinks.smtp_url
