@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.allocation --sizes 100x1000 --no-write
 
 Units of the 33 catalogue capabilities across the 60 B40 cities (weighted by population and
-by how common each capability is), each at its own station up to ~15 km from its city; lines
+by how common each capability is), based at their city (as the API places them by default),
+10 % at one of two outlying stations of their city; lines
 of requests either spread over the region or packed into two disaster zones (the 2023
 earthquake provinces and the 2021 Attica/Evia fires). Times are the planner end to end from
 columns in memory: grouping, distances (haversine bound, exact WGS-84 geodesics), solving.
@@ -53,6 +54,7 @@ COMMON = {
     "FF_HELICOPTER": 2, "CBRN_DET_TEAM": 2, "WATER_PURIFICATION_UNIT": 2,
 }  # fmt: skip
 RARE = 0.6  # EU modules and aircraft other than the above
+AWAY_SHARE = 0.1  # units kept at an outlying station rather than the city base
 
 
 @dataclass(frozen=True)
@@ -85,16 +87,19 @@ def reference() -> tuple[list[City], dict[str, Capability], dict[str, list[str]]
 
 
 def make_units(rng: random.Random, n: int, cities: list[City], catalogue: dict) -> UnitTable:
+    """Units based at their city (home = the city, as the API places a unit by default); a
+    small share (AWAY_SHARE) at one of the city's two outlying stations."""
     codes = list(catalogue)
     cap_w = [COMMON.get(c, RARE) for c in codes]
     city_w = [math.sqrt(c.population) for c in cities]
     home = rng.choices(cities, city_w, k=n)
     caps = rng.choices(codes, cap_w, k=n)
+    stations = {c.slug: [(c.lat, c.lon), *outlying(c)] for c in cities}
     lat, lon = [], []
     for city in home:
-        r, a = 15 * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
-        lat.append(city.lat + r / 111.0 * math.cos(a))
-        lon.append(city.lon + r / (111.0 * math.cos(math.radians(city.lat))) * math.sin(a))
+        station = rng.randint(1, 2) if rng.random() < AWAY_SHARE else 0
+        lat.append(stations[city.slug][station][0])
+        lon.append(stations[city.slug][station][1])
     return UnitTable.of(
         range(1, n + 1),
         [c.slug for c in home],
@@ -103,6 +108,19 @@ def make_units(rng: random.Random, n: int, cities: list[City], catalogue: dict) 
         lon,
         [catalogue[c].readiness_hours for c in caps],
     )
+
+
+def outlying(city: City) -> list[tuple[float, float]]:
+    """Two fixed stations 8 and 15 km out (an airbase, a regional depot), per city."""
+    out = []
+    for km, bearing in ((8.0, 1.0), (15.0, 4.0)):
+        out.append(
+            (
+                city.lat + km / 111.0 * math.cos(bearing),
+                city.lon + km / (111.0 * math.cos(math.radians(city.lat))) * math.sin(bearing),
+            )
+        )
+    return out
 
 
 def make_lines(
