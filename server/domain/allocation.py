@@ -372,34 +372,39 @@ def _max_fill(groups: _Groups, classes: _Classes, blocks: list[_Block]) -> list[
         cc_kind = classes.cc[block.classes[rows]] * len(kinds) + kind_of_group[block.groups[cols]]
         found.append(np.unique(cc_kind))
     keys = np.unique(np.concatenate(found))
-    links = list(
-        zip(
-            (keys // max(len(kinds), 1)).tolist(), (keys % max(len(kinds), 1)).tolist(), strict=True
-        )
-    )
     total = int(kind_demand.sum())
     n_cc = len(classes.cc_spare)
+    link_cc = (keys // max(len(kinds), 1)).astype(np.int64)
+    link_kind = (keys % max(len(kinds), 1)).astype(np.int64)
+    lending = np.unique(link_cc)
+    first_cc, first_kind = 4, 4 + n_cc
+    kind_nodes = first_kind + np.arange(len(kinds), dtype=np.int64)
+    # Nodes: 0 source, 1..3 unfilled per priority, then cc nodes, then kinds.
+    tails = np.concatenate(
+        [
+            np.zeros(3, np.int64),
+            1 + kind_priority,
+            np.zeros(len(lending), np.int64),
+            first_cc + link_cc,
+        ]
+    )
+    heads = np.concatenate(
+        [1 + np.arange(3, dtype=np.int64), kind_nodes, first_cc + lending, first_kind + link_kind]
+    )
+    fixed_caps = np.concatenate([kind_demand, classes.cc_spare[lending], kind_demand[link_kind]])
     caps: list[int] = []
     for stage in range(len(PRIORITIES)):
-        # Nodes: 0 source, 1..3 unfilled per priority, then cc nodes, then kinds.
+        unfilled = [caps[p] if p < stage else total for p in range(len(PRIORITIES))]
+        cost = np.zeros(len(tails), np.int64)
+        cost[stage] = 1
         flow = SimpleMinCostFlow()
-        first_cc, first_kind = 4, 4 + n_cc
-        for p in range(len(PRIORITIES)):
-            cap = caps[p] if p < stage else total
-            flow.add_arc_with_capacity_and_unit_cost(0, 1 + p, cap, 1 if p == stage else 0)
-        for k in range(len(kinds)):
-            flow.add_arc_with_capacity_and_unit_cost(
-                1 + int(kind_priority[k]), first_kind + k, int(kind_demand[k]), 0
-            )
-        for cc in {c for c, _ in links}:
-            flow.add_arc_with_capacity_and_unit_cost(0, first_cc + cc, int(classes.cc_spare[cc]), 0)
-        for cc, k in links:
-            flow.add_arc_with_capacity_and_unit_cost(
-                first_cc + cc, first_kind + k, int(kind_demand[k]), 0
-            )
-        flow.set_node_supply(0, total)
-        for k in range(len(kinds)):
-            flow.set_node_supply(first_kind + k, -int(kind_demand[k]))
+        flow.add_arcs_with_capacity_and_unit_cost(
+            tails, heads, np.concatenate([np.asarray(unfilled, np.int64), fixed_caps]), cost
+        )
+        supplies = np.zeros(first_kind + len(kinds), np.int64)
+        supplies[0] = total
+        supplies[first_kind:] = -kind_demand
+        flow.set_nodes_supplies(np.arange(len(supplies)), supplies)
         _solve(flow)
         caps.append(int(flow.optimal_cost()))
     return caps
