@@ -357,8 +357,8 @@ def claim_delivery(tx: Tx, alert_id: int, channel: str, config: AlertConfig) -> 
     delivery = _delivery(tx.session, alert_id, channel)
     if delivery is not None and delivery.status in ("sent", "failed"):
         return None
-    if alert.status not in (AlertStatus.PENDING.value, AlertStatus.SENT.value):
-        return None
+    if alert.status == AlertStatus.ACKNOWLEDGED.value:
+        return None  # answered already; escalated or expired alerts still reach their person
     lease = tx.now + timedelta(seconds=config.lease_seconds)
     if delivery is None:
         delivery = DeliveryRow(
@@ -430,7 +430,7 @@ def record_attempt_failed(tx: Tx, alert_id: int, channel: str, error: str) -> No
     """A failed attempt that will be retried: free the lease at once for the retry."""
     delivery = _delivery(tx.session, alert_id, channel)
     if delivery is not None and delivery.status == "sending":
-        delivery.lease_until = None
+        delivery.lease_until = None  # free for the retry, which RQ now holds as `scheduled`
         delivery.last_error = error[:2000]
 
 
@@ -476,7 +476,7 @@ def redeliveries(session: Session, now: datetime, *, older_than: timedelta) -> l
     cutoff = now - older_than
     alerts = session.scalars(
         select(AlertRow).where(
-            AlertRow.status.in_((AlertStatus.PENDING.value, AlertStatus.SENT.value)),
+            AlertRow.status != AlertStatus.ACKNOWLEDGED.value,
             AlertRow.created_at <= cutoff,
         )
     ).all()
@@ -488,9 +488,11 @@ def redeliveries(session: Session, now: datetime, *, older_than: timedelta) -> l
         }
         for channel in _channels(session.get(DutyOfficerRow, alert.officer_id)):
             delivery = done.get(channel)
+            # No lease: between retries, RQ holds the job; an expired lease: the attempt died.
             if delivery is None or (
                 delivery.status == "sending"
-                and (delivery.lease_until is None or delivery.lease_until < now)
+                and delivery.lease_until is not None
+                and delivery.lease_until < cutoff
             ):
                 out.append(Send(alert.id, channel))
     return out
