@@ -21,6 +21,7 @@ from server.api import (
     errors,
     events,
     incidents,
+    observability,
     offers,
     reference,
     reports,
@@ -89,6 +90,7 @@ def create_app(
         hub = Hub(database, transport, check_seconds=settings.board_check_seconds)
         relay = Relay(database, transport, poll_seconds=settings.relay_poll_seconds)
         app.state.board_hub = hub
+        app.state.event_relay = relay  # read by /metrics (relay lag)
         await hub.start()
         await relay.start()
         if settings.alert_pipeline:
@@ -152,6 +154,7 @@ def create_app(
     if settings.rate_limit_enabled:
         app.add_middleware(RateLimit, limits=rate_limits(settings), buckets=rate_buckets)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    observability.install(app, settings, database)  # last: its middleware sees every response
     return app
 
 

@@ -31,10 +31,12 @@ def serve(
     """Run the API and the board as one uvicorn process."""
     import uvicorn
 
+    from config.logs import configure_logging
     from server.app import create_app
     from server.db.migrate import NotMigrated
 
     settings = Settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
     try:
         app = create_app(settings)
     except NotMigrated as error:
@@ -42,7 +44,14 @@ def serve(
         raise typer.Exit(2) from error
     where = "embedded SQLite" if settings.is_sqlite else "PostgreSQL"
     typer.echo(f"b40: serving the board on http://{host}:{port}/ ({where})")
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # ours (config/logs.py): JSON lines with the request id
+        access_log=False,  # b40.access logs each request with its route and duration
+        timeout_graceful_shutdown=10,
+    )
 
 
 @db_cli.command("upgrade")

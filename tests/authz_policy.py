@@ -31,6 +31,9 @@ PUBLIC = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    # Prometheus: open when B40_METRICS_TOKEN is unset (serve it on a private port), else it
+    # needs that token, not an API token (tests/api/test_observability.py).
+    ("GET", "/metrics"),
 }
 
 POLICY: dict[tuple[str, str], dict[str, str]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -97,6 +98,8 @@ class Database:
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self._after_commit: list[AfterCommit] = []
+        self.events_appended = 0  # by this process, for /metrics
+        self._appended_lock = threading.Lock()
 
     def on_commit(self, callback: AfterCommit) -> None:
         """Called with the last seq after a transaction that recorded events commits."""
@@ -106,8 +109,11 @@ class Database:
         with self.sessions() as session, session.begin():
             tx = Tx(session=session, now=self.clock(), actor=actor)
             result = fn(tx)
+            count = len(tx.events)
             last_seq = append_events(session, tx)
         if last_seq is not None:
+            with self._appended_lock:
+                self.events_appended += count
             self._notify(last_seq)
         return result
 
