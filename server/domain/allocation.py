@@ -39,6 +39,9 @@ LOWER_BOUND_FACTOR = 0.99
 PRICE_PER_DEMAND = 2  # arcs per unit of demand that one pricing round may add to a group
 PRICE_MIN = 4
 HALF_EARTH_KM = 20_004.0  # the longest geodesic: bounds every possible arc cost
+# Exact distances are kept per (supply position, incident) pair in a dense matrix up to this
+# many pairs (32 MB); beyond it (every unit at its own spot) each round measures afresh.
+DISTANCE_CACHE_PAIRS = 4_000_000
 WGS84 = Geod(ellps="WGS84")
 
 
@@ -125,12 +128,25 @@ class Unfilled:
 
 @dataclass(frozen=True, slots=True)
 class Certificate:
-    """How optimality was proven: pricing rounds, arcs in the final flow, arcs priced out."""
+    """How optimality was proven, in exact integers (micro-hours).
+
+    `optimal_cost` is the flow's total scaled ETA; `dual_objective` the value of the LP dual
+    given by the node potentials over the complete network (every unit-class/group pair,
+    also those never added to the flow). By weak duality no feasible flow costs less than any
+    dual value, so equality proves the flow optimal; `min_reduced_cost` >= 0 over the pairs
+    left out of the flow is what makes those potentials dual feasible for them.
+    """
 
     rounds: int
-    arcs: int
-    pairs: int
-    optimal_cost: int  # scaled total ETA (micro-hours) of the final flow
+    arcs: int  # class -> group arcs in the final flow network
+    pairs: int  # class -> group pairs priced in the last round (the complete network)
+    optimal_cost: int
+    dual_objective: int
+    min_reduced_cost: int | None  # None: no pair was left out
+
+    @property
+    def proves_optimal(self) -> bool:
+        return self.dual_objective == self.optimal_cost and (self.min_reduced_cost or 0) >= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +192,7 @@ class _Groups:
     accepted: list[frozenset[str]]
     demand: IntArray
     lines: list[list[PlanLine]]
+    site: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))  # incident position
 
 
 @dataclass(slots=True)
@@ -191,6 +208,7 @@ class _Classes:
     readiness: FloatArray
     count: IntArray
     units: list[IntArray]  # unit ids of each class, ascending
+    pos: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))  # supply position
 
 
 @dataclass(slots=True)
@@ -234,7 +252,8 @@ def plan_allocation(
     travel = {c: hours_per_km(cap, route_factors) for c, cap in catalogue.items()}
     blocks = _blocks(groups, classes, travel)
     unfilled_caps = _max_fill(groups, classes, blocks)
-    used, certificate = _min_eta(groups, classes, blocks, unfilled_caps, travel)
+    distances = _Distances.between(classes, groups)
+    used, certificate = _min_eta(groups, classes, blocks, distances, unfilled_caps, travel)
     return _disaggregate(groups, classes, blocks, used, certificate)
 
 
@@ -261,6 +280,7 @@ def _group_lines(lines: Sequence[PlanLine]) -> _Groups:
         g.lines[k].append(line)
     g.lat, g.lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
     g.demand = np.asarray(demand, np.int64)
+    g.site = _positions(g.lat, g.lon)
     return g
 
 
@@ -314,7 +334,59 @@ def _classify(units: UnitTable, reserves: Mapping[tuple[str, str], int]) -> _Cla
         readiness=rows[:, 3] if n else np.zeros(0),
         count=count.astype(np.int64),
         units=members,
+        pos=_positions(rows[:, 1], rows[:, 2]),
     )
+
+
+def _positions(lat: FloatArray, lon: FloatArray) -> IntArray:
+    """Index of each row's (lat, lon) among the distinct positions, in sorted order."""
+    if len(lat) == 0:
+        return np.zeros(0, np.int64)
+    _, inverse = np.unique(np.column_stack([lat, lon]), axis=0, return_inverse=True)
+    return np.asarray(inverse, np.int64).reshape(-1)
+
+
+@dataclass(slots=True)
+class _Distances:
+    """Exact geodesic km per (supply position, incident position) pair, measured once.
+
+    ETA depends only on the unit's position, readiness and capability and on the incident, so
+    every class at one position and every group at one incident share a distance.
+    """
+
+    pos_lat: FloatArray
+    pos_lon: FloatArray
+    site_lat: FloatArray
+    site_lon: FloatArray
+    cache: FloatArray | None  # flat (position x site), NaN until measured
+
+    @classmethod
+    def between(cls, classes: _Classes, groups: _Groups) -> _Distances:
+        n_pos = int(classes.pos.max()) + 1 if len(classes.pos) else 0
+        n_site = int(groups.site.max()) + 1 if len(groups.site) else 0
+        pos_lat, pos_lon = np.zeros(n_pos), np.zeros(n_pos)
+        pos_lat[classes.pos], pos_lon[classes.pos] = classes.lat, classes.lon
+        site_lat, site_lon = np.zeros(n_site), np.zeros(n_site)
+        site_lat[groups.site], site_lon[groups.site] = groups.lat, groups.lon
+        size = n_pos * n_site
+        cache = np.full(size, np.nan) if size <= DISTANCE_CACHE_PAIRS else None
+        return cls(pos_lat, pos_lon, site_lat, site_lon, cache)
+
+    def km(self, pos: IntArray, site: IntArray) -> FloatArray:
+        n_site = len(self.site_lat)
+        keys = pos * n_site + site
+        if self.cache is None:
+            todo, inverse = np.unique(keys, return_inverse=True)
+            return self._measure(todo)[inverse.reshape(-1)]
+        todo = np.unique(keys[np.isnan(self.cache[keys])])
+        if len(todo):
+            self.cache[todo] = self._measure(todo)
+        return self.cache[keys]
+
+    def _measure(self, keys: IntArray) -> FloatArray:
+        n_site = len(self.site_lat)
+        p, q = keys // n_site, keys % n_site
+        return geodesic_km(self.pos_lat[p], self.pos_lon[p], self.site_lat[q], self.site_lon[q])
 
 
 def _blocks(
@@ -417,11 +489,16 @@ def _solve(flow: SimpleMinCostFlow) -> None:
 
 
 def _measure(
-    block: _Block, groups: _Groups, classes: _Classes, rows: IntArray, cols: IntArray
+    block: _Block,
+    groups: _Groups,
+    classes: _Classes,
+    distances: _Distances,
+    rows: IntArray,
+    cols: IntArray,
 ) -> None:
     """Exact geodesic ETAs for the given pairs of the block, kept for later rounds."""
     cls, grp = block.classes[rows], block.groups[cols]
-    km = geodesic_km(classes.lat[cls], classes.lon[cls], groups.lat[grp], groups.lon[grp])
+    km = distances.km(classes.pos[cls], groups.site[grp])
     block.km[rows, cols] = km
     block.cost[rows, cols] = np.rint(block.eta(classes.readiness[cls], km) * SCALE).astype(np.int64)
 
@@ -443,6 +520,7 @@ def _min_eta(
     groups: _Groups,
     classes: _Classes,
     blocks: list[_Block],
+    distances: _Distances,
     unfilled_caps: list[int],
     travel: Mapping[str, tuple[float, float]],
 ) -> tuple[list[tuple[int, IntArray, IntArray, IntArray]], Certificate]:
@@ -457,7 +535,7 @@ def _min_eta(
     guard = (total + 1) * worst_arc
     for block in blocks:
         rows, cols = _initial_pairs(block, classes, groups)
-        _measure(block, groups, classes, rows, cols)
+        _measure(block, groups, classes, distances, rows, cols)
         block.in_graph[rows, cols] = True
     g = np.arange(n_grp, dtype=np.int64)
     k = np.arange(n_cls, dtype=np.int64)
@@ -537,11 +615,11 @@ def _min_eta(
             bound = np.where(suspect, block.lower + pc - pg, 0)
             promising = suspect & (_rank(bound) < 2 * limit[None, :])
             rows, cols = np.nonzero(promising & (block.cost < 0))
-            _measure(block, groups, classes, rows, cols)
+            _measure(block, groups, classes, distances, rows, cols)
             reduced = np.where(promising, block.cost + pc - pg, 0)
             if not (reduced < 0).any():
                 rows, cols = np.nonzero(suspect & (block.cost < 0))
-                _measure(block, groups, classes, rows, cols)
+                _measure(block, groups, classes, distances, rows, cols)
                 reduced = np.where(suspect, block.cost + pc - pg, 0)
             violated = reduced < 0
             # Partial pricing: per group, only its most negative arcs (a few times its
@@ -561,9 +639,73 @@ def _min_eta(
         offset += len(rows)
         positive = f > 0
         used.append((b, rows[positive], cols[positive], f[positive]))
-    arcs = len(t_arr) - len(fixed_t)
-    return used, Certificate(
-        rounds=rounds, arcs=arcs, pairs=priced, optimal_cost=int(flow.optimal_cost())
+    certificate = _certificate(
+        blocks,
+        classes,
+        groups,
+        potential,
+        supplies,
+        (t_arr, h_arr, u_arr, c_arr, f_arr),
+        guards=4 + 2 * g,
+        rounds=rounds,
+        first=(first_cls, first_grp),
+    )
+    if not certificate.proves_optimal:
+        raise RuntimeError(f"allocation: the certificate does not prove optimality {certificate}")
+    return used, certificate
+
+
+def _certificate(
+    blocks: list[_Block],
+    classes: _Classes,
+    groups: _Groups,
+    d: IntArray,
+    supplies: IntArray,
+    network: tuple[IntArray, IntArray, IntArray, IntArray, IntArray],
+    *,
+    guards: IntArray,
+    rounds: int,
+    first: tuple[int, int],
+) -> Certificate:
+    """Primal cost and the dual value of the potentials `d` on the complete network.
+
+    The LP dual of min sum(c x) (conservation with supplies b, 0 <= x <= u) is
+    max sum(b p) - sum(u z) with p[tail] - p[head] - z <= c, z >= 0. With p = -d and
+    z = max(0, -(c + d[tail] - d[head])) it is feasible for every arc in the flow network;
+    for a pair left out z = 0 is feasible exactly when its reduced cost is >= 0. Guard arcs
+    are not part of the allocation network, so they are left out of the dual (they carry no
+    flow). Python integers: no overflow.
+    """
+    tails, heads, capacity, cost, flow = network
+    keep = np.ones(len(tails), bool)
+    keep[guards] = False
+    t, h, u, c, f = tails[keep], heads[keep], capacity[keep], cost[keep], flow[keep]
+    reduced = c + d[t] - d[h]
+    primal = int(np.dot(f.astype(object), c.astype(object)))
+    dual = -int(np.dot(supplies.astype(object), d.astype(object))) - int(
+        np.dot(u.astype(object), np.maximum(0, -reduced).astype(object))
+    )
+    first_cls, first_grp = first
+    least: int | None = None
+    pairs = 0
+    for block in blocks:
+        out = (block.lower >= 0) & ~block.in_graph
+        pairs += int(np.count_nonzero(block.lower >= 0))
+        if not out.any():
+            continue
+        # Unmeasured pairs: the bound is below the exact cost, so it bounds the reduced cost.
+        value = np.where(block.cost >= 0, block.cost, block.lower)
+        pc = d[first_cls + block.classes][:, None]
+        pg = d[first_grp + block.groups][None, :]
+        low = int((value + pc - pg)[out].min())
+        least = low if least is None else min(least, low)
+    return Certificate(
+        rounds=rounds,
+        arcs=int(np.count_nonzero((t >= first_cls) & (t < first_grp))),
+        pairs=pairs,
+        optimal_cost=primal,
+        dual_objective=dual,
+        min_reduced_cost=least,
     )
 
 
