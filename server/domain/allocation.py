@@ -94,6 +94,16 @@ class UnitTable:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def take(self, rows: IntArray) -> UnitTable:
+        return UnitTable(
+            self.ids[rows],
+            self.city[rows],
+            self.capability[rows],
+            self.lat[rows],
+            self.lon[rows],
+            self.readiness[rows],
+        )
+
     def without(self, ids: Sequence[int]) -> UnitTable:
         keep = ~np.isin(self.ids, np.asarray(ids, dtype=np.int64))
         return UnitTable(
@@ -143,6 +153,7 @@ class Certificate:
     optimal_cost: int
     dual_objective: int
     min_reduced_cost: int | None  # None: no pair was left out
+    components: int = 1  # independent capability components, each solved and certified
 
     @property
     def proves_optimal(self) -> bool:
@@ -246,15 +257,68 @@ def plan_allocation(
 ) -> Plan:
     """The lexicographically best plan: most critical units, then high, then normal, then the
     least total ETA. `units` must be every available unit of the plan's kind (live or exercise):
-    a city's reserve is counted against all of them."""
-    groups = _group_lines([line for line in lines if line.remaining > 0])
-    classes = _classify(units, reserves)
+    a city's reserve is counted against all of them.
+
+    Substitution rules link few capabilities, so the network falls apart into components (a
+    capability and whatever may stand in for it); they share no node, so the lexicographic
+    optimum of the whole is the sum of theirs, and each is solved and certified on its own.
+    """
     travel = {c: hours_per_km(cap, route_factors) for c, cap in catalogue.items()}
-    blocks = _blocks(groups, classes, travel)
-    unfilled_caps = _max_fill(groups, classes, blocks)
-    distances = _Distances.between(classes, groups)
-    used, certificate = _min_eta(groups, classes, blocks, distances, unfilled_caps, travel)
-    return _disaggregate(groups, classes, blocks, used, certificate)
+    parts = []
+    for capabilities, part in _components([line for line in lines if line.remaining > 0]):
+        mine = units.take(np.flatnonzero(np.isin(units.capability, sorted(capabilities))))
+        groups = _group_lines(part)
+        classes = _classify(mine, reserves)
+        blocks = _blocks(groups, classes, travel)
+        unfilled_caps = _max_fill(groups, classes, blocks)
+        distances = _Distances.between(classes, groups)
+        used, certificate = _min_eta(groups, classes, blocks, distances, unfilled_caps, travel)
+        parts.append(_disaggregate(groups, classes, blocks, used, certificate))
+    return _merge(parts)
+
+
+def _components(lines: Sequence[PlanLine]) -> list[tuple[frozenset[str], list[PlanLine]]]:
+    """Lines by connected set of accepted capabilities, in a fixed order."""
+    root: dict[str, str] = {}
+
+    def find(c: str) -> str:
+        while root.setdefault(c, c) != c:
+            root[c] = root[root[c]]
+            c = root[c]
+        return c
+
+    for line in lines:
+        first = find(line.accepted[0])
+        for other in line.accepted[1:]:
+            root[find(other)] = first
+    members: dict[str, set[str]] = defaultdict(set)
+    parts: dict[str, list[PlanLine]] = defaultdict(list)
+    for capability in root:
+        members[find(capability)].add(capability)
+    for line in lines:
+        parts[find(line.accepted[0])].append(line)
+    return [(frozenset(members[r]), parts[r]) for r in sorted(parts, key=lambda r: min(members[r]))]
+
+
+def _merge(parts: Sequence[Plan]) -> Plan:
+    assignments = sorted(
+        (a for p in parts for a in p.assignments),
+        key=lambda a: (a.request_item_id, a.eta_hours, a.resource_id),
+    )
+    unfilled = sorted((u for p in parts for u in p.unfilled), key=lambda u: u.request_item_id)
+    filled = {prio: sum(p.filled[prio] for p in parts) for prio in PRIORITIES}
+    least = [p.certificate.min_reduced_cost for p in parts]
+    certificate = Certificate(
+        rounds=max((p.certificate.rounds for p in parts), default=0),
+        arcs=sum(p.certificate.arcs for p in parts),
+        pairs=sum(p.certificate.pairs for p in parts),
+        optimal_cost=sum(p.certificate.optimal_cost for p in parts),
+        dual_objective=sum(p.certificate.dual_objective for p in parts),
+        min_reduced_cost=min((x for x in least if x is not None), default=None),
+        components=len(parts),
+    )
+    total = float(sum(a.eta_hours for a in assignments))
+    return Plan(tuple(assignments), tuple(unfilled), filled, total, certificate)
 
 
 def _group_lines(lines: Sequence[PlanLine]) -> _Groups:
