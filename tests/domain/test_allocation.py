@@ -148,6 +148,17 @@ def test_plan_matches_brute_force(seed: int) -> None:
     # Costs are integer micro-hours: each of n assignments may be off by half a unit.
     assert plan.total_eta_hours == pytest.approx(best[3], abs=len(units) / SCALE + 1e-9)
     check_feasible(plan, lines, units, reserves)
+    check_certificate(plan)
+
+
+def check_certificate(plan) -> None:
+    """The plan carries its own proof: the LP dual value of its potentials equals its cost."""
+    c = plan.certificate
+    assert c.proves_optimal
+    assert c.dual_objective == c.optimal_cost
+    assert c.min_reduced_cost is None or c.min_reduced_cost >= 0
+    # The certified cost is the plan's: each assignment's ETA in integer micro-hours.
+    assert c.optimal_cost == sum(round(a.eta_hours * SCALE) for a in plan.assignments)
 
 
 def check_feasible(plan, lines: list[PlanLine], units: list[Unit], reserves: dict) -> None:

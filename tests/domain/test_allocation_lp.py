@@ -15,7 +15,15 @@ from scipy.optimize import linprog
 from scipy.sparse import lil_matrix
 
 from server.domain.allocation import PRIORITIES, SCALE, PlanLine, UnitTable, plan_allocation
-from tests.domain.test_allocation import CATALOGUE, CITIES, ROUTE, Unit, check_feasible, eta
+from tests.domain.test_allocation import (
+    CATALOGUE,
+    CITIES,
+    ROUTE,
+    Unit,
+    check_certificate,
+    check_feasible,
+    eta,
+)
 
 
 def instance(rng: random.Random, n_units: int, n_lines: int, packed: bool) -> tuple:
@@ -130,6 +138,30 @@ def test_plan_matches_independent_lp(seed: int, n_units: int, n_lines: int, pack
         lines, table, catalogue=CATALOGUE, route_factors=ROUTE, reserves=reserves
     )
     check_feasible(plan, lines, units, reserves)
+    check_certificate(plan)
     *filled, cost = lp_optimum(lines, units, reserves)
     assert [plan.filled[p] for p in PRIORITIES] == filled
     assert plan.total_eta_hours == pytest.approx(cost, abs=len(plan.assignments) / SCALE + 1e-6)
+
+
+def test_the_same_plan_without_the_distance_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond DISTANCE_CACHE_PAIRS (units each at their own spot) distances are measured
+    afresh per round; the plan and its certificate do not change."""
+    from server.domain import allocation
+
+    lines, units, reserves = instance(random.Random(7), 200, 50, True)
+    table = UnitTable.of(
+        [u.id for u in units],
+        [u.city for u in units],
+        [u.capability for u in units],
+        [u.lat for u in units],
+        [u.lon for u in units],
+        [u.readiness for u in units],
+    )
+    args = {"catalogue": CATALOGUE, "route_factors": ROUTE, "reserves": reserves}
+    cached = plan_allocation(lines, table, **args)
+    monkeypatch.setattr(allocation, "DISTANCE_CACHE_PAIRS", 0)
+    fresh = plan_allocation(lines, table, **args)
+    assert fresh == cached
+    assert fresh.certificate.optimal_cost == cached.certificate.optimal_cost
+    check_certificate(fresh)
