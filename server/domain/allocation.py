@@ -441,11 +441,13 @@ class _Distances:
         keys = pos * n_site + site
         if self.cache is None:
             todo, inverse = np.unique(keys, return_inverse=True)
-            return self._measure(todo)[inverse.reshape(-1)]
+            fresh: FloatArray = self._measure(todo)[inverse.reshape(-1)]
+            return fresh
         todo = np.unique(keys[np.isnan(self.cache[keys])])
         if len(todo):
             self.cache[todo] = self._measure(todo)
-        return self.cache[keys]
+        kept: FloatArray = self.cache[keys]
+        return kept
 
     def _measure(self, keys: IntArray) -> FloatArray:
         n_site = len(self.site_lat)
