@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from server.services.alerts import Escalate, Send
@@ -22,6 +22,9 @@ DELIVER = "workers.jobs.deliver_alert"
 ESCALATE = "workers.jobs.escalate_alert"
 ON_DELIVERY_FAILURE = "workers.jobs.delivery_failed"
 LIVE_STATUSES = frozenset({"queued", "scheduled", "deferred"})
+# RQ's scheduler keeps whole-second scores and may run a job up to a second early; an early
+# escalation would find the alert not yet due and do nothing.
+SCHEDULER_RESOLUTION = timedelta(seconds=1)
 
 
 def delivery_job_id(send: Send) -> str:
@@ -82,7 +85,7 @@ class RqAlertQueue:
             # A timer, not a sleep: the RQ scheduler (worker --with-scheduler) moves it to the
             # queue at `at`. The job re-checks the alert, so an early or repeated run is harmless.
             self.queue.enqueue_at(
-                item.at,
+                item.at + SCHEDULER_RESOLUTION,
                 ESCALATE,
                 item.alert_id,
                 job_id=f"escalate-{item.alert_id}",
