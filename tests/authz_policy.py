@@ -61,6 +61,10 @@ POLICY: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/api/v1/offers/{offer_id}/accept"): OWNER_WRITES,  # owner: the requesting city
     ("POST", "/api/v1/offers/{offer_id}/decline"): OWNER_WRITES,  # owner: the requesting city
     ("POST", "/api/v1/offers/{offer_id}/withdraw"): OWNER_WRITES,  # owner: the donor city
+    ("GET", "/api/v1/offers/{offer_id}/cover"): READ,  # lender cover of one offer
+    ("POST", "/api/v1/allocations/plan"): NETWORK_ONLY,
+    ("GET", "/api/v1/allocations/{plan_id}"): READ,
+    ("POST", "/api/v1/allocations/{plan_id}/apply"): NETWORK_ONLY,
     ("POST", "/api/v1/dispatches"): NETWORK_ONLY,
     ("GET", "/api/v1/deployments"): READ,
     ("GET", "/api/v1/deployments/{deployment_id}"): READ,

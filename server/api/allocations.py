@@ -1,4 +1,4 @@
-"""Network-wide allocation plans (coordinators): plan, read, apply."""
+"""Network-wide allocation plans (coordinators): plan, read, apply; lender cover of an offer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from server.api.deps import AppSettings, CurrentActor, Db, RouteFactors
 from server.api.schemas import Id, Strict
 from server.services import allocations
 
-router = APIRouter(prefix="/allocations", tags=["allocations"])
+router = APIRouter(tags=["allocations"])
 
 
 class PlanIn(Strict):
@@ -24,7 +24,7 @@ class ApplyIn(Strict):
     mode: Literal["offers", "dispatch"] = "offers"
 
 
-@router.post("/plan")
+@router.post("/allocations/plan")
 def make_plan(
     body: PlanIn, actor: CurrentActor, database: Db, factors: RouteFactors, settings: AppSettings
 ) -> dict[str, Any]:
@@ -42,12 +42,12 @@ def make_plan(
     )
 
 
-@router.get("/{plan_id}")
+@router.get("/allocations/{plan_id}")
 def get_plan(plan_id: Id, actor: CurrentActor, database: Db) -> dict[str, Any]:
     return database.read(lambda s: allocations.plan_detail(s, plan_id))
 
 
-@router.post("/{plan_id}/apply")
+@router.post("/allocations/{plan_id}/apply")
 def apply_plan(
     plan_id: Id, body: ApplyIn, actor: CurrentActor, database: Db, factors: RouteFactors
 ) -> dict[str, Any]:
@@ -55,4 +55,16 @@ def apply_plan(
     return database.run(
         lambda tx: allocations.apply_plan(tx, plan_id, mode=body.mode, route_factors=factors),
         actor=actor,
+    )
+
+
+@router.get("/offers/{offer_id}/cover")
+def get_offer_cover(
+    offer_id: Id, actor: CurrentActor, database: Db, factors: RouteFactors, settings: AppSettings
+) -> dict[str, Any]:
+    """Lender cover for one offer: what the donor keeps, and its nearest ETA with and without."""
+    return database.read(
+        lambda s: allocations.offer_cover(
+            s, offer_id, route_factors=factors, cover_eta_hours=settings.cover_eta_hours
+        )
     )

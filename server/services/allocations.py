@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,7 @@ from server.db.tables import (
 )
 from server.db.unit_of_work import Tx
 from server.domain.allocation import PRIORITIES, Plan, PlanLine, UnitTable, plan_allocation
-from server.domain.cover import lender_cover
+from server.domain.cover import CoverFlag, lender_cover
 from server.domain.errors import Conflict, InvalidInput, NotFound
 from server.domain.model import Point, Priority, Role
 from server.domain.policy import require_role
@@ -86,15 +87,7 @@ def make_plan(
         }
         for c in covers
     ]
-    body["flags"] = [
-        {
-            "city": f.city,
-            "capability": f.capability,
-            "reason": f.reason,
-            "nearest_eta_hours": _hours(f.nearest_eta_hours),
-        }
-        for f in flags
-    ]
+    body["flags"] = _flags(flags)
     row.body = body
     tx.record(
         "allocation.planned",
@@ -169,6 +162,72 @@ def plan_detail(session: Session, plan_id: int) -> dict[str, Any]:
         "applied_at": iso(row.applied_at),
         "applied_mode": row.applied_mode,
     }
+
+
+def offer_cover(
+    session: Session, offer_id: int, *, route_factors: dict[str, float], cover_eta_hours: float
+) -> dict[str, Any]:
+    """Lender cover for one offer: what the donor keeps of the offered unit's capability, and
+    the soonest ETA of that capability to the donor city, with the unit and without it.
+
+    The offered unit counts as at home "before" whatever the offer's status (a pending offer
+    makes it `offered`, an accepted one sends it away), so the answer is what lending it costs
+    the donor against every other available unit of the same kind (live or exercise).
+    """
+    offer = offers.load_offer(session, offer_id)
+    unit = session.get(ResourceRow, offer.resource_id)
+    assert unit is not None  # a foreign key
+    others = _available_units(session, unit.exercise)
+    mine = others.take(np.flatnonzero(others.ids != unit.id))
+    before = UnitTable.of(
+        [*mine.ids.tolist(), unit.id],
+        [*mine.city.tolist(), unit.city],
+        [*mine.capability.tolist(), unit.capability],
+        [*mine.lat.tolist(), unit.lat],
+        [*mine.lon.tolist(), unit.lon],
+        [*mine.readiness.tolist(), unit.readiness_hours],
+    )
+    city = session.get(CityRow, offer.donor_city)
+    assert city is not None
+    covers, flags = lender_cover(
+        [(offer.donor_city, unit.capability)],
+        before=before,
+        taken=[unit.id],
+        cities={city.slug: Point(city.lat, city.lon)},
+        catalogue=catalogue.capabilities(session),
+        route_factors=route_factors,
+        threshold_hours=cover_eta_hours,
+    )
+    return {
+        "offer_id": offer.id,
+        "offer_status": offer.status,
+        "resource_id": unit.id,
+        "exercise": unit.exercise,
+        "cover_eta_hours": cover_eta_hours,
+        "lender_cover": [
+            {
+                "city": c.city,
+                "capability": c.capability,
+                "left_at_home": c.left_at_home,
+                "nearest_eta_hours": _hours(c.nearest_eta_hours),
+                "nearest_eta_hours_before": _hours(c.before_eta_hours),
+            }
+            for c in covers
+        ],
+        "flags": _flags(flags),
+    }
+
+
+def _flags(flags: Sequence[CoverFlag]) -> list[dict[str, Any]]:
+    return [
+        {
+            "city": f.city,
+            "capability": f.capability,
+            "reason": f.reason,
+            "nearest_eta_hours": _hours(f.nearest_eta_hours),
+        }
+        for f in flags
+    ]
 
 
 def _open_lines(

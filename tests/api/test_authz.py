@@ -63,6 +63,10 @@ class World:
         body = {"request_item_id": item, "resource_id": self.unit()["id"]}
         return self.api.ok(self.api.post("admin", "/api/v1/offers", body), 201)
 
+    def plan(self) -> dict[str, Any]:
+        body = {"request_ids": [self.request()["id"]]}
+        return self.api.ok(self.api.post("admin", "/api/v1/allocations/plan", body))
+
     def deployment(self) -> dict[str, Any]:
         return self.api.ok(self.api.post("admin", f"/api/v1/offers/{self.offer()['id']}/accept"))[
             "deployment"
@@ -154,6 +158,22 @@ SETUPS: dict[tuple[str, str], Callable[[World, str], Call]] = {
     ("POST", "/api/v1/dispatches"): lambda w, who: (
         "/api/v1/dispatches",
         {"request_item_id": w.request()["items"][0]["id"], "resource_id": w.unit()["id"]},
+    ),
+    ("GET", "/api/v1/offers/{offer_id}/cover"): lambda w, who: (
+        f"/api/v1/offers/{w.offer()['id']}/cover",
+        None,
+    ),
+    ("POST", "/api/v1/allocations/plan"): lambda w, who: (
+        "/api/v1/allocations/plan",
+        {"request_ids": [w.request()["id"]]},
+    ),
+    ("GET", "/api/v1/allocations/{plan_id}"): lambda w, who: (
+        f"/api/v1/allocations/{w.plan()['id']}",
+        None,
+    ),
+    ("POST", "/api/v1/allocations/{plan_id}/apply"): lambda w, who: (
+        f"/api/v1/allocations/{w.plan()['id']}/apply",
+        {"mode": "offers"},
     ),
     ("GET", "/api/v1/deployments"): lambda w, who: ("/api/v1/deployments", None),
     ("GET", "/api/v1/deployments/{deployment_id}"): lambda w, who: (
