@@ -4,6 +4,7 @@ an SMTP server (aiosmtpd), a webhook receiver and a fake SMS gateway, all on 127
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -45,6 +46,20 @@ def wait_for(condition: Callable[[], Any], what: str, seconds: float = 60) -> An
             return value
         time.sleep(0.1)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 class SmtpSink:
@@ -132,7 +147,10 @@ class Rig:
         return process
 
     def kill(self, process: subprocess.Popen[bytes]) -> None:
-        os.killpg(process.pid, signal.SIGKILL)
+        """SIGKILL the worker and its work-horse (RQ puts the horse in a group of its own)."""
+        for pid in [*descendants(process.pid), process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait()
 
     def alerts(self) -> list[dict[str, Any]]:
