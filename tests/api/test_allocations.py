@@ -285,3 +285,33 @@ def test_plan_flags_a_lender_left_uncovered(strict_cover_api: Api) -> None:
     events = api.ok(api.get("coordinator", "/api/v1/events", params={"limit": 1000}))["items"]
     planned = next(e for e in events if e["type"] == "allocation.planned")
     assert planned["payload"]["flags"] == plan["flags"]
+
+
+def test_lender_cover_of_one_offer(strict_cover_api: Api) -> None:
+    api = strict_cover_api
+    s = scene(api)
+    item = s["zagreb"]["items"][0]["id"]
+    beg = s["units"]["BEG-H1"]["id"]
+    offer = api.ok(
+        api.post("belgrade", "/api/v1/offers", {"request_item_id": item, "resource_id": beg}), 201
+    )
+    cover = api.ok(api.get("belgrade", f"/api/v1/offers/{offer['id']}/cover"))
+    assert (cover["offer_id"], cover["resource_id"], cover["offer_status"]) == (
+        offer["id"],
+        beg,
+        "pending",
+    )
+    [belgrade] = cover["lender_cover"]
+    assert (belgrade["city"], belgrade["capability"], belgrade["left_at_home"]) == (
+        "belgrade",
+        HELI,
+        0,
+    )
+    # With its own helicopter Belgrade is covered at readiness; without it, the nearest is
+    # another city's, more than the 4 h threshold away: flagged, as a plan would flag it.
+    assert belgrade["nearest_eta_hours_before"] < 4.0 < belgrade["nearest_eta_hours"]
+    assert [(f["city"], f["capability"]) for f in cover["flags"]] == [("belgrade", HELI)]
+    assert cover["flags"][0]["nearest_eta_hours"] == belgrade["nearest_eta_hours"]
+    # Read-only: asking again (another city's operator) gives the same answer.
+    assert api.ok(api.get("zagreb", f"/api/v1/offers/{offer['id']}/cover")) == cover
+    assert api.get("belgrade", "/api/v1/offers/999999/cover").status_code == 404
