@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from server.domain.allocation import (
     LOWER_BOUND_FACTOR,
@@ -86,13 +87,21 @@ def lender_cover(
     one before, or with none at all anywhere.
     """
     after = before.without(taken)
+    pairs = sorted(set(lent))
+    codes = sorted({code for _, code in pairs})
+    # Rows per capability, found once: comparing 50,000 strings per pair is what costs.
+    rows_before = _rows_by(before.capability, codes)
+    rows_after = _rows_by(after.capability, codes)
+    # The nearest ETA depends only on position and readiness: one row per distinct spot.
+    spots_before = {code: _spots(before, rows_before[code]) for code in codes}
+    spots_after = {code: _spots(after, rows_after[code]) for code in codes}
     covers: list[Cover] = []
     flags: list[CoverFlag] = []
-    for city, code in sorted(set(lent)):
+    for city, code in pairs:
         capability, position = catalogue[code], cities[city]
-        home = int(np.count_nonzero((after.city == city) & (after.capability == code)))
-        was = nearest_eta(before, capability, position, route_factors)
-        now = nearest_eta(after, capability, position, route_factors)
+        home = int(np.count_nonzero(after.city[rows_after[code]] == city))
+        was = nearest_eta(spots_before[code], capability, position, route_factors)
+        now = nearest_eta(spots_after[code], capability, position, route_factors)
         covers.append(Cover(city, code, home, now, was))
         if now is None:
             reason = f"no available {code} is left anywhere in the network"
@@ -105,3 +114,24 @@ def lender_cover(
             continue
         flags.append(CoverFlag(city, code, reason, now))
     return covers, flags
+
+
+def _rows_by(
+    capability: npt.NDArray[np.str_], codes: Sequence[str]
+) -> dict[str, npt.NDArray[np.intp]]:
+    order = np.argsort(capability, kind="stable")
+    ordered = capability[order]
+    found = {}
+    for code in codes:
+        lo, hi = np.searchsorted(ordered, code, "left"), np.searchsorted(ordered, code, "right")
+        found[code] = np.sort(order[lo:hi])
+    return found
+
+
+def _spots(units: UnitTable, rows: npt.NDArray[np.intp]) -> UnitTable:
+    """The distinct (position, readiness) of the given units, as a table of their own."""
+    if len(rows) == 0:
+        return units.take(rows)
+    keys = np.column_stack([units.lat[rows], units.lon[rows], units.readiness[rows]])
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return units.take(rows[np.sort(first)])

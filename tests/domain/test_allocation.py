@@ -202,3 +202,55 @@ def test_unfilled_reasons() -> None:
     )
     assert held.assignments == ()
     assert "held by a reserve" in held.unfilled[0].reason
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_lender_cover_is_the_unit_by_unit_minimum(seed: int) -> None:
+    """Cover (units at shared bases collapse into spots) equals a plain loop over units."""
+    from server.domain.cover import lender_cover
+
+    rng = random.Random(seed)
+    names = list(CITIES)
+    units = []
+    for i in range(rng.randint(1, 30)):
+        city = rng.choice(names)
+        lat, lon = CITIES[rng.choice(names)] if rng.random() < 0.3 else CITIES[city]
+        units.append(
+            Unit(i + 1, city, rng.choice(list(CATALOGUE)), lat, lon, rng.choice([2.0, 3.0]))
+        )
+    taken = [u.id for u in rng.sample(units, rng.randint(1, len(units)))]
+    lent = {(u.city, u.capability) for u in units if u.id in taken}
+    cities = {c: Point(*CITIES[c]) for c in names}
+    covers, _ = lender_cover(
+        lent,
+        before=table(units),
+        taken=taken,
+        cities=cities,
+        catalogue=CATALOGUE,
+        route_factors=ROUTE,
+        threshold_hours=4.0,
+    )
+
+    def nearest(pool: list[Unit], city: str, code: str) -> float | None:
+        etas = [
+            eta_hours(
+                u.readiness, distance_km(Point(u.lat, u.lon), cities[city]), CATALOGUE[code], ROUTE
+            )
+            for u in pool
+            if u.capability == code
+        ]
+        return min(etas) if etas else None
+
+    left = [u for u in units if u.id not in taken]
+    assert [(c.city, c.capability) for c in covers] == sorted(lent)
+    for c in covers:
+        assert c.left_at_home == sum(
+            1 for u in left if (u.city, u.capability) == (c.city, c.capability)
+        )
+        for got, want in (
+            (c.nearest_eta_hours, nearest(left, c.city, c.capability)),
+            (c.before_eta_hours, nearest(units, c.city, c.capability)),
+        ):
+            assert (got is None) == (want is None)
+            if want is not None:
+                assert got == pytest.approx(want, abs=1e-9)
