@@ -68,6 +68,10 @@ class Sink:
                 self.changed.wait(left)
 
 
+def progress(message: str) -> None:
+    print(f"[bench.alerts] {message}", file=sys.stderr, flush=True)
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -164,8 +168,10 @@ def run() -> dict[str, Any]:
                 mode = "simple" if simple else "fork"
                 process = worker(env, simple)
                 try:
+                    progress(f"{mode}: no-op baseline")
                     noop_round_trips(queue)  # warm up: the worker is listening
                     out[f"noop_{mode}"] = noop_round_trips(queue)
+                    progress(f"{mode}: commit -> e-mail latency")
                     latencies = []
                     for _ in range(LATENCY_ALERTS):
                         known = set(sink.accepted)
@@ -178,6 +184,7 @@ def run() -> dict[str, Any]:
                     out[f"latency_{mode}"] = latencies
                 finally:
                     stop(process)
+                progress(f"{mode}: burst of {BURST_ALERTS}")
                 # Throughput: BURST_ALERTS alerts waiting in the queue, then one worker.
                 extra = [
                     {"city": "sofia", "name": f"b{mode}{i}", "email": f"b{i}@sofia.example"}
@@ -191,6 +198,7 @@ def run() -> dict[str, Any]:
                 deadline = time.monotonic() + 120
                 while queue.count < BURST_ALERTS and time.monotonic() < deadline:
                     time.sleep(0.05)
+                progress(f"{mode}: {queue.count} jobs queued, starting the worker")
                 start = time.time()
                 process = worker(env, simple)
                 try:
