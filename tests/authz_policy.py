@@ -34,7 +34,21 @@ PUBLIC = {
     # Prometheus: open when B40_METRICS_TOKEN is unset (serve it on a private port), else it
     # needs that token, not an API token (tests/api/test_observability.py).
     ("GET", "/metrics"),
+    # The link inside an alert message: authenticated by its HMAC signature and expiry, not a
+    # bearer token (tests/alerts/test_alert_flow.py refuses a bad or expired signature).
+    ("GET", "/api/v1/alerts/{alert_id}/ack-link"),
+    ("POST", "/api/v1/alerts/{alert_id}/ack-link"),
 }
+
+NOT_OBSERVER = {r: (DENY if r == "observer" else ALLOW) for r in ROLES}
+# Acknowledging: the alerted city's duty officers and operators, or a coordinator.
+ACKNOWLEDGERS = {r: (DENY if r in ("other_operator", "observer") else ALLOW) for r in ROLES}
+# Reports: network-wide roles, observers, and the cities involved (duty officer of the owner).
+REPORT_READERS = {r: (DENY if r == "other_operator" else ALLOW) for r in ROLES}
+
+# The board stream: every authenticated role may watch; bad tokens are refused before data
+# (tests/api/test_authz.py::test_board_stream_follows_the_policy).
+WEBSOCKETS: dict[tuple[str, str], dict[str, str]] = {("WS", "/ws/board"): READ}
 
 POLICY: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/v1/cities"): READ,
@@ -74,4 +88,12 @@ POLICY: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/api/v1/users"): ADMIN_ONLY,
     ("GET", "/api/v1/users/me"): READ,
     ("POST", "/api/v1/users/{user_id}/revoke"): ADMIN_ONLY,
+    ("POST", "/api/v1/duty-officers"): OWNER_WRITES,
+    ("GET", "/api/v1/duty-officers"): NOT_OBSERVER,  # rosters hold contact details
+    ("POST", "/api/v1/duty-officers/{officer_id}/active"): OWNER_WRITES,
+    ("GET", "/api/v1/alerts"): READ,  # a city's people see their city's alerts
+    ("GET", "/api/v1/alerts/{alert_id}"): READ,
+    ("GET", "/api/v1/alerts/{alert_id}/cap"): READ,
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): ACKNOWLEDGERS,
+    ("GET", "/api/v1/incidents/{incident_id}/report"): REPORT_READERS,
 }
