@@ -162,4 +162,6 @@ def ack_link(base_url: str, secret: str, alert_id: int, expires: datetime) -> st
 def ack_link_valid(secret: str, alert_id: int, expires: int, signature: str, now: datetime) -> bool:
     if now.timestamp() > expires:
         return False
-    return hmac.compare_digest(ack_signature(secret, alert_id, expires), signature)
+    # Compare bytes: compare_digest refuses non-ASCII str, and a link can carry anything.
+    expected = ack_signature(secret, alert_id, expires).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))

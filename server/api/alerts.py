@@ -109,7 +109,7 @@ def acknowledge(alert_id: Id, actor: CurrentActor, database: Db) -> dict[str, An
 
 
 SignedExpiry = Annotated[int, Query(alias="e", ge=0)]
-Signature = Annotated[str, Query(alias="s", min_length=22, max_length=22)]
+Signature = Annotated[str, Query(alias="s", pattern=r"^[A-Za-z0-9_-]{22}$")]  # base64url
 
 
 @router.get("/alerts/{alert_id}/ack-link", response_class=HTMLResponse)
