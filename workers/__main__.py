@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
+import workers.jobs  # noqa: F401  (the job functions, imported once before any fork)
 from config.settings import Settings
+from workers import runtime
 from workers.runtime import alert_queue_name
 
 
@@ -28,6 +31,11 @@ def run_worker(
             "b40 worker needs B40_REDIS_URL (the embedded default runs jobs in-process)"
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Built once here, not in every job: a forked work-horse inherits it (runtime.after_fork).
+    # Per job, the rebuild (settings, rules, TLS contexts of the HTTP channels, a new engine
+    # with an empty statement cache and an uninitialised dialect) cost more than the delivery.
+    rt = runtime.build(settings)
+    runtime.install(rt)
     connection = redis.Redis.from_url(settings.redis_url)
     queue = Queue(alert_queue_name(settings), connection=connection)
     worker_class = SimpleWorker if simple else Worker
@@ -35,13 +43,18 @@ def run_worker(
     pipeline = None
     if planner:
         from workers.pipeline import AlertPipeline
-        from workers.runtime import current
 
         pipeline = AlertPipeline(
-            current(),
+            rt,
             tick_seconds=settings.alert_tick_seconds,
             redeliver_after_seconds=settings.alert_redeliver_after_seconds,
         )
+    if not simple:
+        runtime.prepare_to_fork(rt)
+        # Objects alive now (modules, settings, the engine) are never freed; frozen, the
+        # collector in a work-horse does not walk them, so it does not copy their pages.
+        gc.freeze()
+    if pipeline is not None:
         pipeline.start()
     try:
         return bool(worker.work(burst=burst, with_scheduler=with_scheduler))

@@ -39,12 +39,40 @@ def install(runtime: Runtime) -> None:
 
 
 def current() -> Runtime:
-    """This process's runtime. A forked work-horse builds its own: database connections must
-    not be shared across a fork."""
-    if _current is None or _pid != os.getpid():
+    """This process's runtime, built on first use. A forked work-horse inherits the one its
+    worker built before the fork (see `after_fork`) instead of building its own per job."""
+    if _current is None:
         install(build(Settings()))
+    elif _pid != os.getpid():
+        after_fork()
     assert _current is not None
     return _current
+
+
+def after_fork() -> None:
+    """In a forked child: keep the parent's settings, rules, channels and engine (the compiled
+    statement cache included), but not its pooled database connections. `dispose(close=False)`
+    (SQLAlchemy's pattern for os.fork) gives this process a fresh pool without closing the
+    parent's sockets, which would end the parent's sessions. The Redis client re-creates its
+    pool by itself when it sees a new pid. The channels' HTTP clients are inherited with their
+    TLS contexts (the costly part); their pools are empty, as a forking worker never sends."""
+    global _pid
+    if _current is not None and _pid != os.getpid():
+        _current.database.engine.dispose(close=False)
+        _pid = os.getpid()
+
+
+def prepare_to_fork(runtime: Runtime) -> None:
+    """In a worker that forks a work-horse per job: do once, before forking, what every job
+    would otherwise repeat: map the ORM classes and let the dialect read the server's version
+    and settings (one connection); then close it, so the children inherit no connection."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
+    with runtime.database.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    runtime.database.engine.dispose()
 
 
 def signing_secret(settings: Settings) -> str:
