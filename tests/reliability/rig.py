@@ -31,6 +31,7 @@ from tests.conftest import free_port
 PG_BIN = Path(os.environ.get("B40_PG_BIN", "/usr/lib/postgresql/15/bin"))
 ADMIN_TOKEN = "reliability-admin-token"
 ROOT = Path(__file__).resolve().parents[2]
+POISON_PHONE = "+381999999999"  # the SMS sink always fails for this number: a poison job
 WAIT = 60.0  # hang guard for starts and convergence, never a speed assertion
 
 
@@ -275,9 +276,16 @@ class ApiServer(Proc):
 
 class Worker(Proc):
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        super().__init__(name, ["worker", "--name", name], env, log_dir)
+        super().__init__(name, [], env, log_dir)
+
+    @property
+    def rq_name(self) -> str:
+        # A killed worker stays registered until its heartbeat expires: a restart needs a
+        # fresh name.
+        return f"{self.name}-{self.starts}"
 
     def start(self) -> Worker:
+        self.args = ["worker", "--name", f"{self.name}-{self.starts + 1}"]
         return self.spawn()  # type: ignore[return-value]
 
     def horse(self, timeout: float = 10.0) -> int | None:
@@ -328,7 +336,7 @@ class Sinks:
                 time.sleep(random.uniform(*sinks.delay))
                 kind = "sms" if self.path.startswith("/sms") else "webhook"
                 key = self.headers.get("Idempotency-Key", "")
-                poison = "poison" in self.path or b"poison" in body
+                poison = "poison" in self.path or POISON_PHONE.encode() in body
                 sinks.record(kind, key, self.path, failed=poison)
                 self.send_response(500 if poison else 200)
                 self.send_header("Content-Length", "2")
