@@ -4,19 +4,29 @@ Production shape: `b40 serve` on PostgreSQL + Redis, boards over real websockets
 measured in the same run against a bare relay (bench/board_baseline.py: Redis Stream ->
 websocket, nothing else). Writes its section of BENCHMARKS.md.
 
-    .venv/bin/python bench/board.py [--samples 40] [--no-write]
+Latency is sampled closed-loop: one event, every board receives it, a short pause, the next.
+An open loop that posts faster than N boards can be served measures a queue, not latency
+(throughput has its own row). Both sides run interleaved in the same run, with both sets of
+boards connected, and each figure is the median over `--repeats`. The server logs when each
+commit woke the relay (logger `b40.trace`), so POST -> board splits into POST -> commit
+(HTTP, auth, the use case, the commit) and commit -> board (relay, Redis, hub, socket).
+
+    .venv/bin/python bench/board.py [--samples 40] [--repeats 3] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from base64 import b64encode
@@ -39,6 +49,13 @@ REDIS_URL = os.environ.get("B40_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "bench-admin-token"
 MARK = re.compile(r"bench-\d+-\d+")
 COMMAND = "python bench/board.py"
+PAUSE = 0.02  # between closed-loop samples
+# `b40 serve` with the relay's commit trace on (off in production: one isEnabledFor check).
+SERVE = (
+    "import logging, sys; logging.getLogger('b40.trace').setLevel(logging.DEBUG); "
+    "sys.argv = ['b40', 'serve', '--port', sys.argv[1]]; "
+    "from server.cli import main; main()"
+)
 
 
 def progress(message: str) -> None:
@@ -84,6 +101,7 @@ class Board:
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
+        self.seqs: dict[str, int] = {}
         self.frames = 0
         self.last_seq: int | None = None
         self.reconnects = 0
@@ -98,7 +116,7 @@ class Board:
                     target, max_size=None, ping_interval=None, open_timeout=60
                 ) as ws:
                     async for raw in ws:
-                        now = time.perf_counter()
+                        now = time.time()  # wall clock: compared with the server's trace
                         text = raw if isinstance(raw, str) else raw.decode()
                         if text.startswith('{"seq":'):
                             self.last_seq = int(text[7 : text.index(",")])
@@ -114,6 +132,8 @@ class Board:
                         found = MARK.search(text)
                         if found:
                             self.arrivals.setdefault(found.group(0), now)
+                            if self.last_seq is not None and text.startswith('{"seq":'):
+                                self.seqs.setdefault(found.group(0), self.last_seq)
                     if "/ws/board" not in url:
                         return
             except OSError:
@@ -147,31 +167,82 @@ async def close_boards(boards: list[Board]) -> None:
     await asyncio.gather(*(b.task for b in boards if b.task), return_exceptions=True)
 
 
+class Sample:
+    """One event: when it was posted, when the POST answered, and when each board got it."""
+
+    def __init__(self, mark: str, sent: float) -> None:
+        self.mark = mark
+        self.sent = sent
+        self.answered = sent
+        self.latencies: list[float] = []
+        self.seq: int | None = None
+
+
 async def measure(
     boards: list[Board], post: Callable[[str], Awaitable[None]], samples: int, run: int
-) -> list[float]:
-    """Latency (ms) from just before the send to receipt, every board x every sample."""
-    sent: dict[str, float] = {}
+) -> list[Sample]:
+    """Closed loop: post one event, wait until every board has it, pause, post the next."""
+    out: list[Sample] = []
     for i in range(samples):
         mark = f"bench-{run}-{i}"
-        sent[mark] = time.perf_counter()
+        sample = Sample(mark, time.time())
         await post(mark)
-        await asyncio.sleep(0.03)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not all(
-        all(m in b.arrivals for m in sent) for b in boards
-    ):
-        await asyncio.sleep(0.05)
-    out = [(b.arrivals[m] - t0) * 1000 for m, t0 in sent.items() for b in boards if m in b.arrivals]
-    missing = samples * len(boards) - len(out)
-    if missing:
-        progress(f"  WARNING: {missing} deliveries missing")
+        sample.answered = time.time()
+        deadline = time.monotonic() + 30
+        while not all(mark in b.arrivals for b in boards):
+            if time.monotonic() > deadline:
+                progress(f"  WARNING: {mark} missing on some boards after 30 s")
+                break
+            await asyncio.sleep(0.001)
+        sample.latencies = [
+            (b.arrivals[mark] - sample.sent) * 1000 for b in boards if mark in b.arrivals
+        ]
+        sample.seq = next((b.seqs[mark] for b in boards if mark in b.seqs), None)
+        out.append(sample)
+        await asyncio.sleep(PAUSE)
     return out
 
 
+def latencies(samples: list[Sample]) -> list[float]:
+    return [x for s in samples for x in s.latencies]
+
+
+def commits(trace: Path) -> list[tuple[int, float]]:
+    """(last seq, wall time) of every commit the server traced, in seq order."""
+    out = []
+    for line in trace.read_text().splitlines():
+        if '"b40.trace"' in line:
+            record = json.loads(line)
+            out.append((int(record["seq"]), float(record["at"])))
+    return sorted(out)
+
+
+def split(samples: list[Sample], trace: list[tuple[int, float]]) -> tuple[list[float], list[float]]:
+    """POST -> commit (one per event) and commit -> board (every board x every event), ms."""
+
+    seqs = [seq for seq, _ in trace]
+    to_commit: list[float] = []
+    to_board: list[float] = []
+    for s in samples:
+        if s.seq is None:
+            continue
+        k = bisect.bisect_left(seqs, s.seq)  # the commit that made this seq visible
+        if k == len(seqs):
+            continue
+        committed = trace[k][1]
+        to_commit.append((committed - s.sent) * 1000)
+        to_board += [x - (committed - s.sent) * 1000 for x in s.latencies]
+    return to_commit, to_board
+
+
+def median_of(runs: list[list[float]], p: float) -> float:
+    return statistics.median(pct(r, p) for r in runs if r)
+
+
 class Bench:
-    def __init__(self, samples: int) -> None:
+    def __init__(self, samples: int, repeats: int = 3) -> None:
         self.samples = samples
+        self.repeats = repeats
         self.run_id = 0
         self.results: dict[str, object] = {}
 
@@ -192,12 +263,13 @@ class Bench:
             "B40_DEMO": "0",
         }
         self.port = free_port()
+        self.trace = Path(tempfile.mkstemp(prefix="b40-board-trace-", suffix=".log")[1])
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-c", SERVE, str(self.port)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self.trace.open("wb"),
         )
         self.base_port = free_port()
         self.baseline_key = f"{self.prefix}:baseline"
@@ -250,6 +322,7 @@ class Bench:
         await self.redis.aclose()
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+        self.trace.unlink(missing_ok=True)
 
     async def post_request(self, mark: str) -> None:
         response = await self.api.post(
@@ -268,22 +341,36 @@ class Bench:
         frame = json.dumps({"event": "request.created", "note": mark, "pad": self.frame_pad})
         await self.redis.xadd(self.baseline_key, {"f": frame})
 
+    def next_run(self) -> int:
+        self.run_id += 1
+        return self.run_id
+
     async def latency(self, n: int) -> None:
-        self.run_id += 1
-        progress(f"latency with {n} boards: ours (POST -> board)")
-        boards = await open_boards(self.board_url, n)
-        ours = await measure(boards, self.post_request, self.samples, self.run_id)
-        await close_boards(boards)
-        self.run_id += 1
-        progress(f"latency with {n} boards: bare relay (XADD -> websocket)")
-        boards = await open_boards(self.base_url, n)
-        bare = await measure(boards, self.xadd, self.samples, self.run_id)
-        await close_boards(boards)
-        self.results[f"latency_{n}"] = (ours, bare)
-        progress(
-            f"  ours p50/p99 {pct(ours, 50):.1f}/{pct(ours, 99):.1f} ms, "
-            f"bare {pct(bare, 50):.1f}/{pct(bare, 99):.1f} ms"
-        )
+        """Both sides connected at once; repeats interleave ours and the bare relay."""
+        progress(f"latency with {n} boards: connecting ours and the bare relay's")
+        ours_boards = await open_boards(self.board_url, n)
+        bare_boards = await open_boards(self.base_url, n)
+        ours: list[list[float]] = []
+        bare: list[list[float]] = []
+        to_commit: list[list[float]] = []
+        to_board: list[list[float]] = []
+        for r in range(self.repeats):
+            samples = await measure(ours_boards, self.post_request, self.samples, self.next_run())
+            bare.append(
+                latencies(await measure(bare_boards, self.xadd, self.samples, self.next_run()))
+            )
+            ours.append(latencies(samples))
+            a, b = split(samples, commits(self.trace))
+            to_commit.append(a)
+            to_board.append(b)
+            progress(
+                f"  repeat {r + 1}: ours p50/p99 {pct(ours[-1], 50):.1f}/{pct(ours[-1], 99):.1f} "
+                f"ms (POST->commit p50 {pct(a, 50) if a else 0:.1f}, commit->board p99 "
+                f"{pct(b, 99) if b else 0:.1f}), bare {pct(bare[-1], 50):.1f}/"
+                f"{pct(bare[-1], 99):.1f} ms"
+            )
+        await close_boards(ours_boards + bare_boards)
+        self.results[f"latency_{n}"] = (ours, bare, to_commit, to_board)
 
     async def sustained(self, n: int = 100, posts: int = 20, per_post: int = 250) -> None:
         progress(f"sustained: {posts * per_post} events to {n} boards (ours)")
@@ -332,7 +419,6 @@ class Bench:
         )
 
     async def storm(self, n: int = 120) -> None:
-        self.run_id += 1
         progress(f"reconnect storm: {n} boards at once, then one event")
         boards = [Board() for _ in range(n)]
         started = time.perf_counter()
@@ -341,54 +427,58 @@ class Bench:
         await asyncio.wait_for(asyncio.gather(*(b.ready.wait() for b in boards)), 120)
         connected = time.perf_counter() - started
         await asyncio.sleep(0.5)
-        latencies = await measure(boards, self.post_request, 1, self.run_id)
+        got = latencies(await measure(boards, self.post_request, 1, self.next_run()))
         await close_boards(boards)
-        self.results["storm"] = (n, connected, len(latencies), latencies)
-        progress(f"  {len(latencies)}/{n} boards got it; all connected in {connected:.2f} s")
+        self.results["storm"] = (n, connected, len(got), got)
+        progress(f"  {len(got)}/{n} boards got it; all connected in {connected:.2f} s")
 
-    async def stalled(self, n: int = 100, pump: int = 15_000) -> None:
-        self.run_id += 1
-        progress(f"stalled board among {n}: pumping {pump} events past it")
-        boards = await open_boards(self.board_url, n - 1)
-        stalled = stalled_socket(self.port)
-        rss_before = rss_kib(self.server.pid)
-        for i in range(0, pump, 500):
+    async def pump(self, boards: list[Board], events: int) -> None:
+        """Bulk unit registrations (500 events per POST), then wait until every board has them."""
+        for i in range(0, events, 500):
             r = await self.api.post(
                 "/api/v1/resources/bulk",
                 json={
                     "city": "zagreb",
                     "capability": "FIRE_ENGINE",
                     "quantity": 500,
-                    "callsign_prefix": f"T{self.run_id}-{i}",
+                    "callsign_prefix": f"T{self.next_run()}-{i}",
                 },
             )
             r.raise_for_status()
-        rss_after_pump = rss_kib(self.server.pid)
-        progress("  waiting for the other boards to drain the push")
         end = (await self.api.get("/api/v1/events", params={"limit": 1})).json()["last_seq"]
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and any((b.last_seq or 0) < end for b in boards):
             await asyncio.sleep(0.1)
-        progress("  latency of the other boards while one is stalled")
-        others = await measure(boards, self.post_request, self.samples, self.run_id)
-        rss_after = rss_kib(self.server.pid)
+
+    async def stalled(
+        self, stall: bool, n: int = 100, fill: int = 2_000, flood: int = 6_000
+    ) -> None:
+        """n-1 reading boards, plus one that stops reading (or, as the control, nothing).
+
+        `fill` events clog the stalled board's socket (about 2.8 MB on loopback) without
+        overflowing its event buffer, so it is still subscribed while the others are measured;
+        `flood` more overflow it; then it reads again, as a frozen tab that wakes up would.
+        """
+        name = "stalled" if stall else "control"
+        progress(f"{name}: {n - 1} boards{' + 1 stalled' if stall else ''}")
+        boards = await open_boards(self.board_url, n - 1)
+        stalled = stalled_socket(self.port) if stall else None
+        before = latencies(await measure(boards, self.post_request, self.samples, self.next_run()))
+        rss = [rss_kib(self.server.pid)]
+        await self.pump(boards, fill)
+        during = latencies(await measure(boards, self.post_request, self.samples, self.next_run()))
+        rss.append(rss_kib(self.server.pid))
+        await self.pump(boards, flood)
+        rss.append(rss_kib(self.server.pid))
+        reader = asyncio.create_task(asyncio.to_thread(drain, stalled)) if stalled else None
+        after = latencies(await measure(boards, self.post_request, self.samples, self.next_run()))
+        rss.append(rss_kib(self.server.pid))
         await close_boards(boards)
-        received, resync, closed = drain(stalled)
-        self.results["stalled"] = (
-            n,
-            pump,
-            others,
-            rss_before,
-            rss_after_pump,
-            rss_after,
-            received,
-            resync,
-            closed,
-        )
+        seen = await reader if reader else (0, False, False)
+        self.results[name] = (n, fill, flood, before, during, after, rss, seen)
         progress(
-            f"  others p50/p99 {pct(others, 50):.1f}/{pct(others, 99):.1f} ms; "
-            f"server RSS {rss_before // 1024} -> {rss_after // 1024} MiB; "
-            f"stalled board: resync={resync} closed={closed}"
+            f"  p99 before/during/after {pct(before, 99):.1f}/{pct(during, 99):.1f}/"
+            f"{pct(after, 99):.1f} ms; RSS {[r // 1024 for r in rss]} MiB; stalled board {seen}"
         )
 
 
@@ -440,32 +530,52 @@ def drain(s: socket.socket) -> tuple[int, bool, bool]:
     return len(data), b'"resync"' in data, closed
 
 
-def render(bench: Bench) -> str:
+def fmt(values: list[float], p: float) -> str:
+    return f"{pct(values, p):.1f}" if values else "-"
+
+
+def render(bench: Bench, stalls: dict[str, object]) -> str:
     r = bench.results
     lines = [
         "<!-- board:start -->",
         "## Live board: POST to board latency, throughput, storm, stalled board",
         "",
-        f"Command: `{COMMAND}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, one "
-        "`b40 serve` on PostgreSQL + Redis, uvicorn's default websocket implementation; boards "
-        "are websocket clients in one Python process on loopback). Ours: `POST /api/v1/requests` "
-        "until the `request.created` frame arrives on every board (HTTP, validation, commit, "
-        "relay wake, XADD, hub XREAD, fan-out). Bare relay (`bench/board_baseline.py`): XADD "
-        "until the frame arrives (Redis Stream -> websocket, nothing else). "
-        f"{bench.samples} events per row, every board x every event counted.",
+        f"Command: `{COMMAND} --samples {bench.samples} --repeats {bench.repeats}` "
+        f"({time.strftime('%Y-%m-%d')}). Machine: {os.cpu_count()} CPU cores SHARED with other "
+        "work (the load average was above 3 during the run), so treat single figures as noisy; "
+        "each figure is the median over the repeats. Processes: one `b40 serve` (PostgreSQL + "
+        "Redis, uvicorn's default websocket implementation, the alert planner on as in "
+        "production), the bare relay in its own uvicorn process, and the load generator (the "
+        "boards, websocket clients in one Python process, and the poster) in a third.",
         "",
-        "| boards | ours p50 ms | ours p99 ms | bare p50 ms | bare p99 ms | p50 ratio | p99 ratio |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Ours: `POST /api/v1/requests` until the `request.created` frame arrives on every board "
+        "(HTTP, auth, the use case and its commit, relay wake, log read, XADD, hub XREAD, "
+        "per-board queue and socket). Bare relay (`bench/board_baseline.py`): XADD until the "
+        "frame arrives (Redis Stream -> websocket, nothing else: no HTTP request, no database). "
+        "So the ratio charges ours with the POST's own time; the split shows it: POST -> commit "
+        "(one per event) and commit -> board (every board x every event), from the server's "
+        "commit trace in the same run. Sampling is closed-loop: one event, every board receives "
+        f"it, {PAUSE * 1000:.0f} ms pause, the next ({bench.samples} events x {bench.repeats} "
+        "repeats per row, both sides interleaved with both sets of boards connected).",
+        "",
+        "| boards | ours p50 | ours p99 | bare p50 | bare p99 | p99 ratio | POST->commit p50/p99 "
+        "| commit->board p50/p99 |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for n in (1, 100, 1000):
         if f"latency_{n}" not in r:
             continue
-        ours, bare = r[f"latency_{n}"]  # type: ignore[misc]
+        ours, bare, to_commit, to_board = r[f"latency_{n}"]  # type: ignore[misc]
+        o50, o99 = median_of(ours, 50), median_of(ours, 99)
+        b50, b99 = median_of(bare, 50), median_of(bare, 99)
+        c50, c99 = median_of(to_commit, 50), median_of(to_commit, 99)
+        d50, d99 = median_of(to_board, 50), median_of(to_board, 99)
         lines.append(
-            f"| {n} | {pct(ours, 50):.1f} | {pct(ours, 99):.1f} | {pct(bare, 50):.1f} | "
-            f"{pct(bare, 99):.1f} | {pct(ours, 50) / pct(bare, 50):.2f} | "
-            f"{pct(ours, 99) / pct(bare, 99):.2f} |"
+            f"| {n} | {o50:.1f} | {o99:.1f} | {b50:.1f} | {b99:.1f} | {o99 / b99:.2f} | "
+            f"{c50:.1f} / {c99:.1f} | {d50:.1f} / {d99:.1f} |"
         )
+    lines.append("")
+    lines.append("All times in ms.")
     if "sustained" in r:
         n, total, elapsed, posted, bare_elapsed, resumed = r["sustained"]  # type: ignore[misc]
         lines += [
@@ -478,32 +588,43 @@ def render(bench: Bench) -> str:
             f"resumed with `after` (resync): {resumed}; every board received every event.",
         ]
     if "storm" in r:
-        n, connected, got, latencies = r["storm"]  # type: ignore[misc]
+        n, connected, got, lat = r["storm"]  # type: ignore[misc]
         lines += [
             "",
             f"Reconnect storm: {n} boards connected at once (each gets a snapshot) in "
             f"{connected:.2f} s; then one event: {got}/{n} boards received it, "
-            f"p50/p99 {pct(latencies, 50):.1f}/{pct(latencies, 99):.1f} ms.",
+            f"p50/p99 {fmt(lat, 50)}/{fmt(lat, 99)} ms.",
         ]
-    if "stalled" in r:
-        n, pump, others, before, after_pump, after, received, resync, closed = r["stalled"]  # type: ignore[misc]
-        normal = r.get("latency_100")
-        normal_text = ""
-        if normal:
-            ours = normal[0]  # type: ignore[index]
-            normal_text = (
-                f" (without a stalled board, above: {pct(ours, 50):.1f}/{pct(ours, 99):.1f} ms)"
-            )
+    if "stalled" in stalls and "control" in stalls:
+        n, fill, flood, *_ = stalls["stalled"]  # type: ignore[misc]
         lines += [
             "",
-            f"One stalled board among {n} (handshake, then never reads; {pump:,} events pushed "
-            f"past it): the other {n - 1} boards' p50/p99 {pct(others, 50):.1f}/"
-            f"{pct(others, 99):.1f} ms{normal_text}; server RSS {before / 1024:.0f} MiB before, "
-            f"{after_pump / 1024:.0f} MiB after the push, {after / 1024:.0f} MiB at the end; "
-            f"the stalled board was {'closed' if closed else 'not closed'} by the server "
-            f"{'with' if resync else 'without'} a readable `resync` (its socket held "
-            f"{received / 1024:.0f} KiB of unread frames).",
+            f"One stalled board among {n} (handshake, then it stops reading). Each case on a "
+            "fresh server and database; the control is the same run with no stalled board. "
+            f"{bench.samples} events per phase: before any load; after {fill:,} events clogged "
+            f"the stalled board's socket (it is still subscribed, its buffer not yet full); after "
+            f"{flood:,} more overflowed it (it was dropped and the others drained); then it "
+            "reads again.",
+            "",
+            "| case | others p50/p99 before | during the stall | after the overflow | server RSS MiB "
+            "(start, clogged, flooded, end) | stalled board on reading again |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
         ]
+        for name in ("control", "stalled"):
+            _n, _f, _fl, before, during, after, rss, seen = stalls[name]  # type: ignore[misc]
+            received, resync, closed = seen
+            outcome = (
+                f"{received / 1024:,.0f} KiB of frames, then "
+                f"{'`resync`' if resync else 'no `resync`'}, "
+                f"{'closed' if closed else 'not closed'}"
+                if name == "stalled"
+                else "-"
+            )
+            lines.append(
+                f"| {name} | {fmt(before, 50)}/{fmt(before, 99)} | {fmt(during, 50)}/"
+                f"{fmt(during, 99)} | {fmt(after, 50)}/{fmt(after, 99)} | "
+                f"{', '.join(str(x // 1024) for x in rss)} | {outcome} |"
+            )
     lines += ["<!-- board:end -->", ""]
     return "\n".join(lines)
 
@@ -523,20 +644,34 @@ def write(section: str) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--boards", default="1,100,1000")
+    parser.add_argument("--skip", default="", help="comma list of: sustained,storm,stalled")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    bench = Bench(args.samples)
+    skip = set(args.skip.split(","))
+    bench = Bench(args.samples, args.repeats)
     await bench.setup()
     try:
-        for n in (int(x) for x in args.boards.split(",")):
+        for n in (int(x) for x in args.boards.split(",") if x):
             await bench.latency(n)
-        await bench.sustained()
-        await bench.storm()
-        await bench.stalled()
+        if "sustained" not in skip:
+            await bench.sustained()
+        if "storm" not in skip:
+            await bench.storm()
     finally:
         await bench.teardown()
-    section = render(bench)
+    stalls: dict[str, object] = {}
+    if "stalled" not in skip:
+        for stall in (False, True):  # each on a fresh server and database
+            case = Bench(args.samples)
+            await case.setup()
+            try:
+                await case.stalled(stall)
+            finally:
+                await case.teardown()
+            stalls.update(case.results)
+    section = render(bench, stalls)
     print(section)
     if not args.no_write:
         write(section)

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from server.board.hub import read_last_seq, read_log
 from server.board.transport import EventTransport
 from server.db.unit_of_work import Database
 
 log = logging.getLogger(__name__)
+# Off unless a bench turns it on (bench/board.py): when each commit woke the relay, so
+# POST -> board latency splits into the request's part and the stream's part.
+trace = logging.getLogger("b40.trace")
 BATCH = 500
 
 
@@ -34,6 +38,8 @@ class Relay:
 
     def wake(self, last_seq: int) -> None:
         """After-commit hook; called from request threads. Never raises, never blocks."""
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("committed", extra={"seq": last_seq, "at": time.time()})
         loop = self._loop
         if loop is None or loop.is_closed():
             return

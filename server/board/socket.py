@@ -24,6 +24,11 @@ POLICY_VIOLATION = 1008  # RFC 6455: refused (bad or missing token); before acce
 TRY_AGAIN_LATER = 1013  # closed after `resync`: reconnect with after=<last seq>
 REPLAY_PAGE = 1_000
 CLOSE_TIMEOUT = 2.0  # a stalled board cannot hold a closing handler for longer
+# A board that fell behind because it stopped reading (a frozen tab, a laptop lid) may read
+# again: its socket still holds frames, and `resync` must come after them, so it waits for
+# room. Its event buffer is already freed; uvicorn's keepalive (20 s ping + 20 s timeout) ends
+# a board that never reads again.
+RESYNC_GRACE = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +165,7 @@ class BoardSession:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
-                self.websocket.send_text(resync_frame(self.sent, "too far behind")), CLOSE_TIMEOUT
+                self.websocket.send_text(resync_frame(self.sent, "too far behind")), RESYNC_GRACE
             )
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.websocket.close(TRY_AGAIN_LATER), CLOSE_TIMEOUT)
