@@ -50,8 +50,8 @@ def current() -> Runtime:
 
 
 def after_fork() -> None:
-    """In a forked child: keep the parent's settings, rules, channels and engine (the compiled
-    statement cache included), but not its pooled database connections. `dispose(close=False)`
+    """In a forked child: keep the parent's settings, rules, channels and engine (its dialect
+    already initialised), but not its pooled database connections. `dispose(close=False)`
     (SQLAlchemy's pattern for os.fork) gives this process a fresh pool without closing the
     parent's sockets, which would end the parent's sessions. The Redis client re-creates its
     pool by itself when it sees a new pid. The channels' HTTP clients are inherited with their
@@ -64,8 +64,11 @@ def after_fork() -> None:
 
 def prepare_to_fork(runtime: Runtime) -> None:
     """In a worker that forks a work-horse per job: do once, before forking, what every job
-    would otherwise repeat: map the ORM classes and let the dialect read the server's version
-    and settings (one connection); then close it, so the children inherit no connection."""
+    would otherwise repeat: import what sending imports lazily, map the ORM classes and let the
+    dialect read the server's version and settings (one connection); then close that
+    connection, so the children inherit none."""
+    import email.policy  # noqa: F401  (EmailMessage imports it on first use: here, not per job)
+
     from sqlalchemy import text
     from sqlalchemy.orm import configure_mappers
 
