@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tomllib
@@ -18,6 +19,8 @@ from server.db.engine import make_engine
 from server.db.unit_of_work import Clock, Database, utc_now
 from server.services.alerts import AlertConfig
 from workers.queue import AlertQueue, InlineAlertQueue, RqAlertQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,11 +73,17 @@ def prepare_to_fork(runtime: Runtime) -> None:
     import email.policy  # noqa: F401  (EmailMessage imports it on first use: here, not per job)
 
     from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import configure_mappers
 
     configure_mappers()
-    with runtime.database.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    try:
+        with runtime.database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except DBAPIError as error:
+        # Not fatal: the worker starts and its jobs retry as before; each work-horse then
+        # initialises the dialect on its own first connection.
+        log.warning("database not reachable at worker start: %s", error)
     runtime.database.engine.dispose()
 
 
