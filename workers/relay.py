@@ -94,3 +94,7 @@ class Relay:
                 return added
             added += await self.transport.publish(entries)
             self.cursor = entries[-1][0]
+            if len(entries) < BATCH:
+                # The log's end when read: a commit since then has set the wake-up again
+                # (it is cleared before this pass), so a second read here would find nothing.
+                return added
