@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.audit import record_of
@@ -106,6 +108,19 @@ class Database:
         self._after_commit.append(callback)
 
     def run(self, fn: Callable[[Tx], T], *, actor: Actor | None = None) -> T:
+        """Run a use case in one transaction; retry it when the database chose it as the
+        victim of a deadlock or a serialisation failure (it was rolled back whole)."""
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                return self._run_once(fn, actor)
+            except DBAPIError as error:
+                if attempt == TRANSIENT_ATTEMPTS or not is_transient(error):
+                    raise
+                log.info("transaction retried after %s (attempt %d)", error.orig, attempt)
+                time.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
+    def _run_once(self, fn: Callable[[Tx], T], actor: Actor | None) -> T:
         with self.sessions() as session, session.begin():
             tx = Tx(session=session, now=self.clock(), actor=actor)
             result = fn(tx)
@@ -147,6 +162,16 @@ class Database:
                 callback(last_seq)
             except Exception:  # best effort: the relay re-reads the log anyway
                 log.exception("after-commit callback failed")
+
+
+TRANSIENT_ATTEMPTS = 3
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back
+# whole and may simply run again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 def append_events(session: Session, tx: Tx) -> int | None:

@@ -368,6 +368,15 @@ def _basis(session: Session, plan: Plan, items: Sequence[RequestItemRow]) -> dic
 
 def _refuse_if_stale(session: Session, row: AllocationPlanRow) -> None:
     """409 naming every unit and line that changed since the plan was made."""
+    # Lock request lines before units, each by id: the order every use case takes them in
+    # (make_offer, accept_offer, move_deployment), so racing transactions cannot deadlock.
+    changed_lines: list[dict[str, Any]] = []
+    basis_lines: dict[str, int] = row.basis.get("lines", {})
+    for iid in sorted(basis_lines, key=int):
+        item = session.get(RequestItemRow, int(iid), with_for_update=True)
+        now = item.accepted if item else None
+        if now != basis_lines[iid]:
+            changed_lines.append({"request_item_id": int(iid), "was": basis_lines[iid], "now": now})
     changed_units: list[dict[str, Any]] = []
     basis_units: dict[str, list[Any]] = row.basis.get("units", {})
     for rid in sorted(basis_units, key=int):
@@ -382,13 +391,6 @@ def _refuse_if_stale(session: Session, row: AllocationPlanRow) -> None:
                     "now": {"version": unit.version, "status": unit.status} if unit else None,
                 }
             )
-    changed_lines: list[dict[str, Any]] = []
-    basis_lines: dict[str, int] = row.basis.get("lines", {})
-    for iid in sorted(basis_lines, key=int):
-        item = session.get(RequestItemRow, int(iid), with_for_update=True)
-        now = item.accepted if item else None
-        if now != basis_lines[iid]:
-            changed_lines.append({"request_item_id": int(iid), "was": basis_lines[iid], "now": now})
     if not changed_units and not changed_lines:
         return
     named = [
