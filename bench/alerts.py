@@ -207,6 +207,10 @@ def run() -> dict[str, Any]:
                     stop(process)
                 last = max(sorted(sink.accepted.values())[before:])
                 out[f"burst_{mode}"] = BURST_ALERTS / (last - start)
+                progress(
+                    f"{mode}: latency p50 {ms(pct(latencies, 50))}, {out[f'burst_{mode}']:.1f} "
+                    f"alerts/s, no-op p50 {ms(pct(out[f'noop_{mode}'], 50))}"
+                )
                 for officer_id in ids:  # back to one officer for the next mode
                     api.post(
                         "admin",
