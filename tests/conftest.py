@@ -7,10 +7,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -107,24 +109,32 @@ class ServerProcess:
         self.port = port or free_port()
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
+        self.log: Any = None
+        self.log_text = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        env = {**os.environ, **self.env}
+        # One test token writes far faster than any person: functional tests run without the
+        # per-token limits, which tests/api/test_rate_limits.py covers (an env can turn them on).
+        env = {**os.environ, "B40_RATE_LIMIT_ENABLED": "false", **self.env}
+        # Logs go to a file, never to an undrained pipe: a full pipe would block the server
+        # on its next log line (every request writes one).
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix=f"b40-serve-{self.port}-", suffix=".log", delete=False
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)],
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                stderr = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"server exited: {stderr[-2000:]}")
+                raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self
@@ -132,18 +142,30 @@ class ServerProcess:
                 time.sleep(0.1)
         raise RuntimeError("server did not start in 30 s")
 
+    def log_tail(self, size: int = 4000) -> str:
+        if self.log is None:
+            return ""
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-size:]
+
     def stop(self, sig: int | None = None) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        if sig is None:
-            self.process.terminate()
-        else:
-            self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            if sig is None:
+                self.process.terminate()
+            else:
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not None:
+            self.log.close()
+            self.log_text = Path(self.log.name).read_text(errors="replace")  # what it wrote
+            Path(self.log.name).unlink(missing_ok=True)
+            self.log = None
 
 
 @pytest.fixture

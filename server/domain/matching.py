@@ -72,6 +72,9 @@ def rank_candidates(
     """
     wanted = set(accepted_capabilities(line, substitution_rules))
     by_city_capability: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
+    # Units share bases (most sit at their city), and geopy's geodesic is pure Python: measure
+    # each distinct position once.
+    km_from: dict[Point, float] = {}
     for unit in units:
         if (
             unit.status is not UnitStatus.AVAILABLE
@@ -81,7 +84,9 @@ def rank_candidates(
         ):
             continue
         capability = catalogue[unit.capability]
-        km = distance_km(unit.position, incident)
+        km = km_from.get(unit.position)
+        if km is None:
+            km = km_from[unit.position] = distance_km(unit.position, incident)
         by_city_capability[(unit.city, unit.capability)].append(
             Candidate(
                 resource_id=unit.id,

@@ -126,13 +126,7 @@ def test_served_process_logs_json_lines(server_factory: type[ServerProcess], pg_
         headers={"Authorization": "Bearer t0k", "X-Request-Id": "rid-7"},
     )
     server.stop()
-    assert server.process is not None
-    assert server.process.stderr is not None
-    lines = [
-        json.loads(line)
-        for line in server.process.stderr.read().decode().splitlines()
-        if line.startswith("{")
-    ]
+    lines = [json.loads(line) for line in server.log_text.splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry["logger"] == "b40.access"]
     assert any(e["request_id"] == "rid-7" and e["route"] == "/api/v1/users/me" for e in access), (
         lines
