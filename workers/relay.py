@@ -50,7 +50,19 @@ class Relay:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # Take the cursor now, before this process serves a request: taken at the first wake-up
+        # instead, it would already include the commit that woke it, and that event would reach
+        # boards only through the hub's periodic log check (a second late).
+        with contextlib.suppress(Exception):  # Redis or the database away: run() retries
+            await self._initial_cursor()
         self._task = asyncio.create_task(self.run(), name="event-relay")
+
+    async def _initial_cursor(self) -> int:
+        top = await self.transport.top()
+        # An empty stream (first start, Redis restarted): start from the log's end. Older
+        # events are in the log; hubs and boards that need them read them there.
+        self.cursor = top or await asyncio.to_thread(read_last_seq, self.database)
+        return self.cursor
 
     async def stop(self) -> None:
         self._loop = None
@@ -80,20 +92,19 @@ class Relay:
     async def relay_once(self, *, skip_ahead: bool = True) -> int:
         """Publish every committed event after the cursor; return how many were appended."""
         if self.cursor is None:
-            top = await self.transport.top()
-            # An empty stream (first start, Redis restarted): start from the log's end. Older
-            # events are in the log; hubs and boards that need them read them there.
-            self.cursor = top or await asyncio.to_thread(read_last_seq, self.database)
+            cursor = await self._initial_cursor()
         elif skip_ahead:
             # Another process's relay may have published already: don't re-read that part.
-            self.cursor = max(self.cursor, await self.transport.top())
+            cursor = self.cursor = max(self.cursor, await self.transport.top())
+        else:
+            cursor = self.cursor
         added = 0
         while True:
-            entries = await asyncio.to_thread(read_log, self.database, self.cursor, None, BATCH)
+            entries = await asyncio.to_thread(read_log, self.database, cursor, None, BATCH)
             if not entries:
                 return added
             added += await self.transport.publish(entries)
-            self.cursor = entries[-1][0]
+            cursor = self.cursor = entries[-1][0]
             if len(entries) < BATCH:
                 # The log's end when read: a commit since then has set the wake-up again
                 # (it is cleared before this pass), so a second read here would find nothing.

@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+# Execution option marking a read-only transaction (Database.read).
+READ_ONLY = "b40_read_only"
+
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     url = make_url(database_url)
@@ -30,7 +33,9 @@ def _sqlite_engine(database_url: str, **kwargs: Any) -> Engine:
 
     # SQLite ignores SELECT ... FOR UPDATE, and pysqlite's deferred BEGIN lets two writers
     # both read "available" and both book the unit. BEGIN IMMEDIATE takes the write lock at
-    # the start of every transaction, so check-then-update is serialised.
+    # the start of every writing transaction, so check-then-update is serialised. Reads take
+    # a deferred BEGIN: a consistent WAL snapshot that never waits for a writer (the board's
+    # relay and hub read while the alert planner writes).
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -42,6 +47,7 @@ def _sqlite_engine(database_url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

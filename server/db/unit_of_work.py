@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.audit import record_of
+from server.db.engine import READ_ONLY
 from server.db.tables import EventCounterRow, EventRow, IdempotencyRow
 from server.domain.audit import FIELDS, event_hash
 from server.domain.errors import Conflict, InvalidInput
@@ -133,7 +134,9 @@ class Database:
         return result
 
     def read(self, fn: Callable[[Session], T]) -> T:
+        """A read-only transaction: one consistent snapshot, no write lock (see engine.py)."""
         with self.sessions() as session, session.begin():
+            session.connection(execution_options={READ_ONLY: True})
             return fn(session)
 
     def run_idempotent(
