@@ -21,11 +21,11 @@ MAX_INCIDENTS = 500
 
 
 def read_snapshot(session: Session, now: datetime) -> dict[str, Any]:
-    """Every read in one database snapshot, so the picture is exactly the log up to `seq`."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Must be the transaction's first statement. (SQLite: the engine begins IMMEDIATE,
-        # which already holds the write lock for the whole read.)
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    """Every read in one database snapshot, so the picture is exactly the log up to `seq`.
+
+    Call it through Database.read, whose transaction is one snapshot on both back-ends
+    (REPEATABLE READ on PostgreSQL, a deferred BEGIN over WAL on SQLite).
+    """
     seq = last_seq(session)
     requests, _ = list_requests(
         session, now=now, city=None, status=None, exercise=None, limit=100_000, offset=0

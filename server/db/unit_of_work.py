@@ -134,9 +134,16 @@ class Database:
         return result
 
     def read(self, fn: Callable[[Session], T]) -> T:
-        """A read-only transaction: one consistent snapshot, no write lock (see engine.py)."""
+        """A read-only transaction: every read in one snapshot, never a write lock.
+
+        PostgreSQL: REPEATABLE READ (one snapshot for the whole transaction, not per
+        statement). SQLite: a deferred BEGIN over WAL, which is a snapshot too (engine.py).
+        """
+        options: dict[str, Any] = {READ_ONLY: True}
+        if self.engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
         with self.sessions() as session, session.begin():
-            session.connection(execution_options={READ_ONLY: True})
+            session.connection(execution_options=options)
             return fn(session)
 
     def run_idempotent(

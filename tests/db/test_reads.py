@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from sqlalchemy import text
 
@@ -41,4 +42,29 @@ def test_a_read_does_not_wait_for_a_writer_holding_the_lock(sqlite_url: str) -> 
         release.set()
         writer.join(30)
     assert second_writer_done.wait(30)
+    database.engine.dispose()
+
+
+def test_a_read_is_one_snapshot_even_when_a_commit_lands_between_its_statements(
+    database_url: str,
+) -> None:
+    """The board snapshot relies on it: its seq and its rows must be one picture."""
+    from config.settings import Settings
+
+    database = Database(make_engine(Settings(database_url=database_url).database_url))
+    count = "SELECT count(*) FROM events"
+
+    def record(tx: Tx) -> None:
+        tx.record("probe.made", "probe", 1, city=None, payload={})
+
+    def two_reads(session: Any) -> tuple[int, int]:
+        first = session.execute(text(count)).scalar()
+        committer = threading.Thread(target=lambda: database.run(record))
+        committer.start()
+        committer.join(30)
+        return first, session.execute(text(count)).scalar()
+
+    first, second = database.read(two_reads)
+    assert first == second, "the commit made meanwhile is not visible inside the read"
+    assert database.read(lambda s: s.execute(text(count)).scalar()) == first + 1
     database.engine.dispose()
