@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 1.0
     # Alerts to duty officers (docs/alerts.md). Unset SMTP / SMS gateway: e-mails and texts
     # land as files in outbox_dir (the embedded default's inbox).
+    # Webhooks go to public addresses only (SSRF); true only for test rigs with local sinks.
+    webhook_allow_private: bool = False
     smtp_url: str | None = None  # smtp://user:pass@host:port[?starttls=1] or smtps://...
     sms_gateway_url: str | None = None
     outbox_dir: str = "var/outbox"

@@ -125,7 +125,8 @@ def channels(settings: Settings, secret: str) -> dict[str, Channel]:
     sms: Channel = (
         HttpSmsGateway(settings.sms_gateway_url) if settings.sms_gateway_url else OutboxSms(outbox)
     )
-    return {"email": email, "sms": sms, "webhook": WebhookSender(secret)}
+    webhook = WebhookSender(secret, allow_private=settings.webhook_allow_private)
+    return {"email": email, "sms": sms, "webhook": webhook}
 
 
 def build(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import httpx
 
 from alerts.channels import ChannelError, Outgoing
+from alerts.channels.targets import UnsafeTarget, check_webhook_target
 
 TIMEOUT_SECONDS = 15
 SIGNATURE_HEADER = "X-B40-Signature"
@@ -40,12 +41,21 @@ class WebhookSender:
         secret: str,
         client: httpx.Client | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        allow_private: bool = False,
     ) -> None:
         self.secret = secret
+        self.allow_private = allow_private
         self.client = client or httpx.Client(timeout=TIMEOUT_SECONDS)
         self.clock = clock
 
     def send(self, outgoing: Outgoing) -> str:
+        try:
+            check_webhook_target(
+                outgoing.address, allow_private=self.allow_private, require_resolution=True
+            )
+        except UnsafeTarget as error:
+            raise ChannelError(f"webhook refused: {error}") from error
         body = json.dumps(outgoing.body, separators=(",", ":"), sort_keys=True).encode()
         timestamp = str(int(self.clock().timestamp()))
         try:

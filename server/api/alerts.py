@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import AnyHttpUrl, Field, StringConstraints
 
-from server.api.deps import CurrentActor, Db
+from alerts.channels.targets import UnsafeTarget, check_webhook_target
+from server.api.deps import AppSettings, CurrentActor, Db
 from server.api.responses import Limit, Offset, page
 from server.api.schemas import Id, Name, Slug, Strict
-from server.domain.errors import DomainError
+from server.domain.errors import DomainError, InvalidInput
 from server.services import alerts, duty
 from server.services.alerts import AlertConfig
 
@@ -52,9 +53,22 @@ Config = Annotated[AlertConfig, Depends(get_alert_config)]
 
 
 @router.post("/duty-officers", status_code=201)
-def create_duty_officer(body: DutyOfficerIn, actor: CurrentActor, database: Db) -> dict[str, Any]:
-    """A city of null adds a network coordinator (reached after the cities' own levels)."""
+def create_duty_officer(
+    body: DutyOfficerIn, actor: CurrentActor, database: Db, settings: AppSettings
+) -> dict[str, Any]:
+    """A city of null adds a network coordinator (reached after the cities' own levels).
+
+    A webhook URL must point to a public address (no loopback, private or metadata hosts)."""
     fields = body.model_dump(mode="json")
+    if fields.get("webhook_url"):
+        try:
+            check_webhook_target(
+                fields["webhook_url"],
+                allow_private=settings.webhook_allow_private,
+                require_resolution=False,
+            )
+        except UnsafeTarget as error:
+            raise InvalidInput(str(error), field="webhook_url") from error
     return database.run(lambda tx: duty.create_officer(tx, **fields), actor=actor)
 
 

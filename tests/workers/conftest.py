@@ -191,6 +191,7 @@ def rig_factory(pg_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Call
             "B40_ALERT_REDELIVER_AFTER_SECONDS": "1",
             "B40_ALERT_TICK_SECONDS": str(tick_seconds),
             "B40_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "B40_WEBHOOK_ALLOW_PRIVATE": "true",  # the webhook sink listens on 127.0.0.1
         }
         settings = Settings(
             **{
