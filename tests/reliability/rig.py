@@ -426,6 +426,7 @@ class Rig:
         if self.sinks is not None:
             env["B40_SMTP_URL"] = self.sinks.smtp_url
             env["B40_SMS_GATEWAY_URL"] = self.sinks.sms_url
+            env["B40_WEBHOOK_ALLOW_PRIVATE"] = "true"  # the webhook sink is on 127.0.0.1
         return {**env, **self.extra_env}
 
     def api(self, **env: str) -> ApiServer:
