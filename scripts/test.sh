@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 
 bash scripts/services.sh
+bash scripts/browser.sh
 bash scripts/lint.sh
 echo "== pytest"
 "$BIN/pytest" "$@"
