@@ -113,6 +113,7 @@ def create_app(
     app.state.settings = settings
     app.state.database = database
     app.state.alert_config = alert_runtime.config
+    app.state.alert_queue = alert_runtime.queue
     app.state.board_options = board_socket.BoardOptions(
         heartbeat_seconds=settings.board_heartbeat_seconds,
         buffer_events=settings.board_buffer_events,

@@ -55,9 +55,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     # Functional tests fire hundreds of writes and bad tokens from one address in seconds;
     # the rate limits have their own tests (tests/api/test_rate_limits.py), which turn them on.
     overrides.setdefault("rate_limit_enabled", False)
-    return Settings(
-        database_url=database_url, admin_token=ADMIN_TOKEN, redis_url=None, demo=False, **overrides
-    )
+    overrides.setdefault("redis_url", None)
+    overrides.setdefault("demo", False)
+    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN, **overrides)
 
 
 def make_api(

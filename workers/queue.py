@@ -38,6 +38,10 @@ class AlertQueue(Protocol):
 
     def escalate(self, items: Sequence[Escalate]) -> None: ...
 
+    def depth(self) -> dict[str, int]:
+        """Jobs by state (queued, scheduled, started, failed) for /metrics."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -91,6 +95,14 @@ class RqAlertQueue:
                 job_id=f"escalate-{item.alert_id}",
                 job_timeout=self.job_timeout,
             )
+
+    def depth(self) -> dict[str, int]:
+        return {
+            "queued": self.queue.count,
+            "scheduled": self.queue.scheduled_job_registry.count,
+            "started": self.queue.started_job_registry.count,
+            "failed": self.queue.failed_job_registry.count,
+        }
 
     def close(self) -> None:
         self.connection.close()
@@ -153,6 +165,11 @@ class InlineAlertQueue:
                     jobs.record_final_failure(args[0], args[1], error, self.runtime)
 
         self._at(time.monotonic(), run)
+
+    def depth(self) -> dict[str, int]:
+        with self._wake:
+            due = sum(1 for when, _, _ in self._heap if when <= time.monotonic())
+            return {"queued": due, "scheduled": len(self._heap) - due}
 
     def _at(self, when: float, fn: Callable[[], None]) -> None:
         with self._wake:

@@ -182,6 +182,20 @@ class LiveFigures:
         )
         pending.add_metric([], figures.oldest_pending_seconds)
         yield pending
+        queue = getattr(self.app.state, "alert_queue", None)
+        if queue is not None:
+            depth = GaugeMetricFamily(
+                "b40_alert_queue_jobs",
+                "Alert jobs by state: queued (waiting for a worker), scheduled (retries and "
+                "escalation timers), started, failed (RQ's failed registry).",
+                labels=["state"],
+            )
+            try:
+                for state, count in sorted(queue.depth().items()):
+                    depth.add_metric([state], count)
+            except Exception as error:  # Redis away: the scrape still answers
+                log.warning("metrics: alert queue unreadable (%s)", type(error).__name__)
+            yield depth
 
 
 def install(app: FastAPI, settings: Settings, database: Database) -> None:

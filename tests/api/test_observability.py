@@ -132,3 +132,56 @@ def test_served_process_logs_json_lines(server_factory: type[ServerProcess], pg_
         lines
     )
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in lines)
+
+
+def test_alert_queue_depth_is_exported_from_rq(pg_url: str, redis_prefix: str) -> None:
+    """With Redis and no worker running, the deliveries an offer causes wait in the queue."""
+    import time
+
+    from tests.conftest import REDIS_URL
+
+    api, client = make_api(pg_url, redis_url=REDIS_URL, redis_prefix=redis_prefix)
+    with client:
+        api.user("athens", "city_operator", "athens")
+        api.user("sofia", "city_operator", "sofia")
+        officer = {"city": "athens", "name": "duty", "email": "duty@athens.example.org"}
+        api.ok(api.post("athens", "/api/v1/duty-officers", officer), 201)
+        unit = api.ok(
+            api.post("sofia", "/api/v1/resources", {"capability": "AMBULANCE", "callsign": "Q-1"}),
+            201,
+        )
+        incident = api.ok(
+            api.post(
+                "athens",
+                "/api/v1/incidents",
+                {"kind": "flood", "title": "q", "lat": 38, "lon": 23.7, "severity": "low"},
+            ),
+            201,
+        )
+        request = api.ok(
+            api.post(
+                "athens",
+                "/api/v1/requests",
+                {
+                    "incident_id": incident["id"],
+                    "items": [{"capability": "AMBULANCE", "quantity": 1}],
+                },
+            ),
+            201,
+        )
+        api.ok(
+            api.post(
+                "sofia",
+                "/api/v1/offers",
+                {"request_item_id": request["items"][0]["id"], "resource_id": unit["id"]},
+            ),
+            201,
+        )
+        deadline = time.monotonic() + 20  # a hang guard: the planner wakes after the commit
+        queued = 0.0
+        while time.monotonic() < deadline and queued < 1:
+            queued = metric(client.get("/metrics").text, "b40_alert_queue_jobs", state="queued")
+            time.sleep(0.1)
+        assert queued >= 1
+        text = client.get("/metrics").text
+        assert metric(text, "b40_alert_queue_jobs", state="failed") == 0
