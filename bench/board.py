@@ -51,9 +51,17 @@ MARK = re.compile(r"bench-\d+-\d+")
 COMMAND = "python bench/board.py"
 PAUSE = 0.02  # between closed-loop samples
 # `b40 serve` with the relay's commit trace on (off in production: one isEnabledFor check).
+# Hops traced: "committed" (after-commit hook), "published" (relay XADD done), "received" (hub
+# XREAD returned), and "gc" (a collection that took over 5 ms, with its generation).
 SERVE = (
-    "import logging, sys; logging.getLogger('b40.trace').setLevel(logging.DEBUG); "
-    "sys.argv = ['b40', 'serve', '--port', sys.argv[1]]; "
+    "import gc, logging, sys, time; trace = logging.getLogger('b40.trace'); "
+    "trace.setLevel(logging.DEBUG); started = [0.0]\n"
+    "def gc_trace(phase, info):\n"
+    "    if phase == 'start': started[0] = time.perf_counter(); return\n"
+    "    ms = (time.perf_counter() - started[0]) * 1000\n"
+    "    if ms > 5: trace.debug('gc', extra={'gen': info['generation'], 'ms': ms, 'at': time.time()})\n"
+    "gc.callbacks.append(gc_trace)\n"
+    "sys.argv = ['b40', 'serve', '--port', sys.argv[1]]\n"
     "from server.cli import main; main()"
 )
 
@@ -207,14 +215,52 @@ def latencies(samples: list[Sample]) -> list[float]:
     return [x for s in samples for x in s.latencies]
 
 
-def commits(trace: Path) -> list[tuple[int, float]]:
-    """(last seq, wall time) of every commit the server traced, in seq order."""
+def hops(trace: Path, message: str = "committed") -> list[tuple[int, float]]:
+    """(seq, wall time) of every traced hop of one kind, in seq order."""
     out = []
     for line in trace.read_text().splitlines():
-        if '"b40.trace"' in line:
+        if '"b40.trace"' in line and f'"message": "{message}"' in line:
             record = json.loads(line)
             out.append((int(record["seq"]), float(record["at"])))
     return sorted(out)
+
+
+def commits(trace: Path) -> list[tuple[int, float]]:
+    """(last seq, wall time) of every commit the server traced, in seq order."""
+    return hops(trace, "committed")
+
+
+def gc_pauses(trace: Path) -> list[tuple[float, int, float]]:
+    """(wall time at the end, generation, ms) of every traced collection over 5 ms."""
+    out = []
+    for line in trace.read_text().splitlines():
+        if '"b40.trace"' in line and '"message": "gc"' in line:
+            record = json.loads(line)
+            out.append((float(record["at"]), int(record["gen"]), float(record["ms"])))
+    return out
+
+
+def explain(samples: list[Sample], trace: Path, worst: int = 3) -> None:
+    """Print the slowest samples hop by hop, with any collection that ended meanwhile."""
+    kinds = {k: hops(trace, k) for k in ("committed", "published", "received")}
+    pauses = gc_pauses(trace)
+
+    def at(kind: str, seq: int) -> float | None:
+        rows = kinds[kind]
+        k = bisect.bisect_left(rows, (seq, 0.0))
+        return rows[k][1] if k < len(rows) else None
+
+    slow = sorted((s for s in samples if s.seq and s.latencies), key=lambda s: -max(s.latencies))
+    for s in slow[:worst]:
+        assert s.seq is not None
+        marks = [("POST answered", s.answered)]
+        marks += [(k, t) for k in kinds if (t := at(k, s.seq)) is not None]
+        marks += [("first board", s.sent + min(s.latencies) / 1000)]
+        marks += [("last board", s.sent + max(s.latencies) / 1000)]
+        text = ", ".join(f"{name} +{(t - s.sent) * 1000:.0f}" for name, t in marks)
+        end = s.sent + max(s.latencies) / 1000
+        during = [f"gen{g} {ms:.0f} ms" for t, g, ms in pauses if s.sent - 0.01 <= t <= end]
+        progress(f"    slow {s.mark} seq {s.seq}: {text} ms; gc: {', '.join(during) or 'none'}")
 
 
 def split(samples: list[Sample], trace: list[tuple[int, float]]) -> tuple[list[float], list[float]]:
@@ -244,6 +290,7 @@ class Bench:
         self.samples = samples
         self.repeats = repeats
         self.run_id = 0
+        self.diag = False
         self.results: dict[str, object] = {}
 
     async def setup(self) -> None:
@@ -363,6 +410,8 @@ class Bench:
             a, b = split(samples, commits(self.trace))
             to_commit.append(a)
             to_board.append(b)
+            if self.diag:
+                explain(samples, self.trace)
             progress(
                 f"  repeat {r + 1}: ours p50/p99 {pct(ours[-1], 50):.1f}/{pct(ours[-1], 99):.1f} "
                 f"ms (POST->commit p50 {pct(a, 50) if a else 0:.1f}, commit->board p99 "
@@ -648,9 +697,11 @@ async def main() -> None:
     parser.add_argument("--boards", default="1,100,1000")
     parser.add_argument("--skip", default="", help="comma list of: sustained,storm,stalled")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--diag", action="store_true", help="print the slowest samples' hops")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     bench = Bench(args.samples, args.repeats)
+    bench.diag = args.diag
     await bench.setup()
     try:
         for n in (int(x) for x in args.boards.split(",") if x):

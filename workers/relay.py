@@ -105,6 +105,8 @@ class Relay:
                 return added
             added += await self.transport.publish(entries)
             cursor = self.cursor = entries[-1][0]
+            if trace.isEnabledFor(logging.DEBUG):
+                trace.debug("published", extra={"seq": cursor, "at": time.time()})
             if len(entries) < BATCH:
                 # The log's end when read: a commit since then has set the wake-up again
                 # (it is cleared before this pass), so a second read here would find nothing.

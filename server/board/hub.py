@@ -23,6 +23,7 @@ from server.db.unit_of_work import Database
 from server.services.events import events_after, last_seq
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("b40.trace")  # hop timestamps for bench/board.py; off by default
 BACKFILL_PAGE = 1_000
 
 
@@ -101,6 +102,8 @@ class Hub:
                 entries = await self.transport.read(self.last_seq, self.check_seconds)
                 failures = 0
                 if entries:
+                    if trace.isEnabledFor(logging.DEBUG):
+                        trace.debug("received", extra={"seq": entries[-1][0], "at": time.time()})
                     await self.deliver(entries)
             except asyncio.CancelledError:
                 raise
