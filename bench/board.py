@@ -291,6 +291,7 @@ class Bench:
         self.repeats = repeats
         self.run_id = 0
         self.diag = False
+        self.planner_in_api = False  # True: the placement before docker-compose moved it
         self.results: dict[str, object] = {}
 
     async def setup(self) -> None:
@@ -309,6 +310,8 @@ class Bench:
             "B40_ADMIN_TOKEN": TOKEN,
             "B40_DEMO": "0",
         }
+        if not self.planner_in_api:  # as docker-compose.yml runs it: in a worker process
+            env["B40_ALERT_PIPELINE"] = "0"
         self.port = free_port()
         self.trace = Path(tempfile.mkstemp(prefix="b40-board-trace-", suffix=".log")[1])
         self.server = subprocess.Popen(
@@ -333,6 +336,17 @@ class Bench:
             ],
             env={**env, "BASELINE_REDIS_URL": REDIS_URL, "BASELINE_KEY": self.baseline_key},
             cwd=ROOT,
+        )
+        self.worker = (
+            None
+            if self.planner_in_api
+            else subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "worker", "--with-scheduler", "--planner"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         )
         wait_port(self.port, self.server)
         wait_port(self.base_port, self.baseline)
@@ -361,9 +375,12 @@ class Bench:
 
     async def teardown(self) -> None:
         await self.api.aclose()
-        for process in (self.server, self.baseline):
-            process.terminate()
-            process.wait(15)
+        if self.worker is not None and self.worker.poll() is not None:
+            progress(f"  WARNING: the planner's worker exited early ({self.worker.returncode})")
+        for process in (self.server, self.baseline, self.worker):
+            if process is not None:
+                process.terminate()
+                process.wait(15)
         async for key in self.redis.scan_iter(f"{self.prefix}:*"):
             await self.redis.delete(key)
         await self.redis.aclose()
@@ -698,10 +715,16 @@ async def main() -> None:
     parser.add_argument("--skip", default="", help="comma list of: sustained,storm,stalled")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--diag", action="store_true", help="print the slowest samples' hops")
+    parser.add_argument(
+        "--planner-in-api",
+        action="store_true",
+        help="run the alert planner inside b40 serve (the old placement) instead of a worker",
+    )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     bench = Bench(args.samples, args.repeats)
     bench.diag = args.diag
+    bench.planner_in_api = args.planner_in_api
     await bench.setup()
     try:
         for n in (int(x) for x in args.boards.split(",") if x):
@@ -716,6 +739,7 @@ async def main() -> None:
     if "stalled" not in skip:
         for stall in (False, True):  # each on a fresh server and database
             case = Bench(args.samples)
+            case.planner_in_api = args.planner_in_api
             await case.setup()
             try:
                 await case.stalled(stall)

@@ -43,6 +43,17 @@ def test_topology(compose: dict[str, Any]) -> None:
         assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
+def test_the_alert_planner_runs_somewhere(compose: dict[str, Any]) -> None:
+    """Off in the API replicas (it competed with the boards for the GIL), on in the workers."""
+    services = compose["services"]
+    apis = [s for s in services.values() if command_of(s)[:2] == ["b40", "serve"]]
+    in_api = [str(s.get("environment", {}).get("B40_ALERT_PIPELINE", "1")) != "0" for s in apis]
+    in_worker = "--planner" in command_of(services["worker"])
+    assert not any(in_api), "the planner stays out of the API processes"
+    assert in_worker, "so the workers run it"
+    assert Settings().alert_pipeline, "the embedded default keeps its in-process planner"
+
+
 def test_every_b40_command_exists(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         command = command_of(service)
