@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import ADMIN_TOKEN, ServerProcess
 from tests.e2e.test_board_page import log_in
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_board_fits_a_tablet_in_portrait(
@@ -32,5 +29,4 @@ def test_board_fits_a_tablet_in_portrait(
     assert overflow <= 0, f"the page scrolls sideways by {overflow} px on a tablet"
     shot = artifacts / "board-tablet.png"
     page.screenshot(path=str(shot), full_page=True)
-    shutil.copy(shot, DOCS / "board-tablet.png")
     page.close()
