@@ -292,6 +292,7 @@ class Bench:
         self.run_id = 0
         self.diag = False
         self.planner_in_api = False  # True: the placement before docker-compose moved it
+        self.load = (0.0, 0.0)  # 1-minute load average at the start and at the end
         self.results: dict[str, object] = {}
 
     async def setup(self) -> None:
@@ -606,13 +607,21 @@ def render(bench: Bench, stalls: dict[str, object]) -> str:
         "<!-- board:start -->",
         "## Live board: POST to board latency, throughput, storm, stalled board",
         "",
-        f"Command: `{COMMAND} --samples {bench.samples} --repeats {bench.repeats}` "
+        f"Command: `{COMMAND} --samples {bench.samples} --repeats {bench.repeats}"
+        f"{' --planner-in-api' if bench.planner_in_api else ''}` "
         f"({time.strftime('%Y-%m-%d')}). Machine: {os.cpu_count()} CPU cores SHARED with other "
-        "work (the load average was above 3 during the run), so treat single figures as noisy; "
-        "each figure is the median over the repeats. Processes: one `b40 serve` (PostgreSQL + "
-        "Redis, uvicorn's default websocket implementation, the alert planner on as in "
-        "production), the bare relay in its own uvicorn process, and the load generator (the "
-        "boards, websocket clients in one Python process, and the poster) in a third.",
+        f"work (1-minute load average {bench.load[0]:.2f} at the start, {bench.load[1]:.2f} at "
+        "the end), so treat single figures as noisy; each figure is the median over the "
+        "repeats. Processes as docker-compose.yml runs them: one `b40 serve` (PostgreSQL + "
+        "Redis, uvicorn's default websocket implementation with its default per-message "
+        "deflate, on both sides), "
+        + (
+            "the alert planner inside it (`--planner-in-api`), "
+            if bench.planner_in_api
+            else "the alert planner in a `b40 worker --planner` process, "
+        )
+        + "the bare relay in its own uvicorn process, and the load generator (the boards, "
+        "websocket clients in one Python process, and the poster) in another.",
         "",
         "Ours: `POST /api/v1/requests` until the `request.created` frame arrives on every board "
         "(HTTP, auth, the use case and its commit, relay wake, log read, XADD, hub XREAD, "
@@ -725,6 +734,7 @@ async def main() -> None:
     bench = Bench(args.samples, args.repeats)
     bench.diag = args.diag
     bench.planner_in_api = args.planner_in_api
+    started_load = os.getloadavg()[0]
     await bench.setup()
     try:
         for n in (int(x) for x in args.boards.split(",") if x):
@@ -746,6 +756,7 @@ async def main() -> None:
             finally:
                 await case.teardown()
             stalls.update(case.results)
+    bench.load = (started_load, os.getloadavg()[0])
     section = render(bench, stalls)
     print(section)
     if not args.no_write:
