@@ -238,6 +238,12 @@ def _context(session: Session, event: LogEvent, config: AlertConfig) -> Context:
     base = Context(base_url=config.base_url, route_factors=config.route_factors)
     payload = event.payload
     if event.type == "request.created":
+        # Only units that could fill one of the lines: ranking reads nothing else.
+        wanted = {
+            code
+            for item in payload.get("items", [])
+            for code in (item["capability"], *(item.get("substitutes") or ()))
+        }
         units = tuple(
             Unit(
                 id=r.id,
@@ -254,6 +260,7 @@ def _context(session: Session, event: LogEvent, config: AlertConfig) -> Context:
                     ResourceRow.status == UnitStatus.AVAILABLE.value,
                     ResourceRow.exercise == event.exercise,
                     ResourceRow.city != payload["city"],
+                    ResourceRow.capability.in_(sorted(wanted)),
                 )
             )
         )
