@@ -182,6 +182,16 @@ class LiveFigures:
         )
         pending.add_metric([], figures.oldest_pending_seconds)
         yield pending
+        latency = GaugeMetricFamily(
+            "b40_alert_delivery_latency_seconds",
+            "From an alert's creation to its channel accepting it, over the last hour's "
+            "deliveries: quantile 0.5, 0.95 and 1 (the slowest), per channel.",
+            labels=["channel", "quantile"],
+        )
+        for channel, quantiles in sorted(figures.delivery_latency.items()):
+            for quantile, value in quantiles.items():
+                latency.add_metric([channel, quantile], value)
+        yield latency
         queue = getattr(self.app.state, "alert_queue", None)
         if queue is not None:
             depth = GaugeMetricFamily(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -185,3 +186,60 @@ def test_alert_queue_depth_is_exported_from_rq(pg_url: str, redis_prefix: str) -
         assert queued >= 1
         text = client.get("/metrics").text
         assert metric(text, "b40_alert_queue_jobs", state="failed") == 0
+
+
+def test_alert_delivery_outcomes_and_latency(sqlite_url: str, tmp_path: Any) -> None:
+    """Embedded default: the e-mail lands in the outbox; /metrics shows it sent, and how fast."""
+    import time
+
+    api, client = make_api(sqlite_url, outbox_dir=str(tmp_path / "outbox"))
+    with client:
+        api.user("athens", "city_operator", "athens")
+        api.user("sofia", "city_operator", "sofia")
+        officer = {"city": "athens", "name": "duty", "email": "duty@athens.example.org"}
+        api.ok(api.post("athens", "/api/v1/duty-officers", officer), 201)
+        unit = api.ok(
+            api.post("sofia", "/api/v1/resources", {"capability": "AMBULANCE", "callsign": "L-1"}),
+            201,
+        )
+        incident = api.ok(
+            api.post(
+                "athens",
+                "/api/v1/incidents",
+                {"kind": "flood", "title": "l", "lat": 38, "lon": 23.7, "severity": "low"},
+            ),
+            201,
+        )
+        request = api.ok(
+            api.post(
+                "athens",
+                "/api/v1/requests",
+                {
+                    "incident_id": incident["id"],
+                    "items": [{"capability": "AMBULANCE", "quantity": 1}],
+                },
+            ),
+            201,
+        )
+        api.ok(
+            api.post(
+                "sofia",
+                "/api/v1/offers",
+                {"request_item_id": request["items"][0]["id"], "resource_id": unit["id"]},
+            ),
+            201,
+        )
+        deadline = time.monotonic() + 20  # a hang guard, not a speed assertion
+        text = ""
+        while (
+            time.monotonic() < deadline
+            and 'b40_alert_delivery_latency_seconds{channel="email"' not in text
+        ):
+            text = client.get("/metrics").text
+            time.sleep(0.1)
+        assert metric(text, "b40_alert_deliveries", channel="email", status="sent") >= 1
+        median = metric(text, "b40_alert_delivery_latency_seconds", channel="email", quantile="0.5")
+        slowest = metric(
+            text, "b40_alert_delivery_latency_seconds", channel="email", quantile="1.0"
+        )
+        assert 0 <= median <= slowest
