@@ -46,11 +46,12 @@ from server.db.tables import (
 )
 from server.db.unit_of_work import Tx
 from server.domain.errors import Forbidden, NotFound
-from server.domain.model import Actor, Point, Role, Unit
-from server.domain.status import DeploymentStatus, UnitStatus, check_transition
+from server.domain.model import Actor, Role
+from server.domain.status import DeploymentStatus, check_transition
 from server.services import catalogue
 from server.services.duty import roster
 from server.services.events import last_seq
+from server.services.requests import lendable_units
 from server.services.views import iso
 
 CURSOR = "planner"
@@ -245,23 +246,8 @@ def _context(session: Session, event: LogEvent, config: AlertConfig) -> Context:
             for code in (item["capability"], *(item.get("substitutes") or ()))
         }
         units = tuple(
-            Unit(
-                id=r.id,
-                city=r.city,
-                capability=r.capability,
-                callsign=r.callsign,
-                position=Point(r.lat, r.lon),
-                readiness_hours=r.readiness_hours,
-                status=UnitStatus(r.status),
-                exercise=r.exercise,
-            )
-            for r in session.scalars(
-                select(ResourceRow).where(
-                    ResourceRow.status == UnitStatus.AVAILABLE.value,
-                    ResourceRow.exercise == event.exercise,
-                    ResourceRow.city != payload["city"],
-                    ResourceRow.capability.in_(sorted(wanted)),
-                )
+            lendable_units(
+                session, exercise=event.exercise, outside_city=payload["city"], capabilities=wanted
             )
         )
         return Context(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -189,12 +190,25 @@ def cancel_request(tx: Tx, request_id: int) -> dict[str, Any]:
     return view
 
 
-def candidates(
-    session: Session, request_id: int, *, route_factors: dict[str, float], limit: int = 50
-) -> dict[str, Any]:
-    request = load_request(session, request_id)
-    incident = load_incident(session, request.incident_id)
-    units = [
+def lendable_units(
+    session: Session,
+    *,
+    exercise: bool,
+    outside_city: str,
+    capabilities: Iterable[str] | None = None,
+) -> list[Unit]:
+    """Available units of every other city (optionally of some capabilities), as domain values.
+
+    Exercise units serve exercises only, live units live requests; reserves are the ranker's.
+    """
+    query = select(ResourceRow).where(
+        ResourceRow.status == UnitStatus.AVAILABLE.value,
+        ResourceRow.exercise == exercise,
+        ResourceRow.city != outside_city,
+    )
+    if capabilities is not None:
+        query = query.where(ResourceRow.capability.in_(sorted(set(capabilities))))
+    return [
         Unit(
             id=r.id,
             city=r.city,
@@ -205,14 +219,16 @@ def candidates(
             status=UnitStatus(r.status),
             exercise=r.exercise,
         )
-        for r in session.scalars(
-            select(ResourceRow).where(
-                ResourceRow.status == UnitStatus.AVAILABLE.value,
-                ResourceRow.exercise == request.exercise,
-                ResourceRow.city != request.city,
-            )
-        )
+        for r in session.scalars(query)
     ]
+
+
+def candidates(
+    session: Session, request_id: int, *, route_factors: dict[str, float], limit: int = 50
+) -> dict[str, Any]:
+    request = load_request(session, request_id)
+    incident = load_incident(session, request.incident_id)
+    units = lendable_units(session, exercise=request.exercise, outside_city=request.city)
     known = catalogue.capabilities(session)
     reserves = catalogue.reserves(session)
     out = []

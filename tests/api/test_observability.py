@@ -135,6 +135,24 @@ def test_served_process_logs_json_lines(server_factory: type[ServerProcess], pg_
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in lines)
 
 
+def offer_alerting_athens(api: Any) -> None:
+    """A duty officer in Athens, then an offer on an Athens request: one alert e-mail to send."""
+    api.user("athens", "city_operator", "athens")
+    api.user("sofia", "city_operator", "sofia")
+    officer = {"city": "athens", "name": "duty", "email": "duty@athens.example.org"}
+    api.ok(api.post("athens", "/api/v1/duty-officers", officer), 201)
+    unit = api.ok(
+        api.post("sofia", "/api/v1/resources", {"capability": "AMBULANCE", "callsign": "Q-1"}), 201
+    )
+    incident = api.ok(api.post("athens", "/api/v1/incidents", INCIDENT), 201)
+    body = {"incident_id": incident["id"], "items": [{"capability": "AMBULANCE", "quantity": 1}]}
+    item = api.ok(api.post("athens", "/api/v1/requests", body), 201)["items"][0]["id"]
+    api.ok(
+        api.post("sofia", "/api/v1/offers", {"request_item_id": item, "resource_id": unit["id"]}),
+        201,
+    )
+
+
 def test_alert_queue_depth_is_exported_from_rq(pg_url: str, redis_prefix: str) -> None:
     """With Redis and no worker running, the deliveries an offer causes wait in the queue."""
     import time
@@ -143,41 +161,7 @@ def test_alert_queue_depth_is_exported_from_rq(pg_url: str, redis_prefix: str) -
 
     api, client = make_api(pg_url, redis_url=REDIS_URL, redis_prefix=redis_prefix)
     with client:
-        api.user("athens", "city_operator", "athens")
-        api.user("sofia", "city_operator", "sofia")
-        officer = {"city": "athens", "name": "duty", "email": "duty@athens.example.org"}
-        api.ok(api.post("athens", "/api/v1/duty-officers", officer), 201)
-        unit = api.ok(
-            api.post("sofia", "/api/v1/resources", {"capability": "AMBULANCE", "callsign": "Q-1"}),
-            201,
-        )
-        incident = api.ok(
-            api.post(
-                "athens",
-                "/api/v1/incidents",
-                {"kind": "flood", "title": "q", "lat": 38, "lon": 23.7, "severity": "low"},
-            ),
-            201,
-        )
-        request = api.ok(
-            api.post(
-                "athens",
-                "/api/v1/requests",
-                {
-                    "incident_id": incident["id"],
-                    "items": [{"capability": "AMBULANCE", "quantity": 1}],
-                },
-            ),
-            201,
-        )
-        api.ok(
-            api.post(
-                "sofia",
-                "/api/v1/offers",
-                {"request_item_id": request["items"][0]["id"], "resource_id": unit["id"]},
-            ),
-            201,
-        )
+        offer_alerting_athens(api)
         deadline = time.monotonic() + 20  # a hang guard: the planner wakes after the commit
         queued = 0.0
         while time.monotonic() < deadline and queued < 1:
@@ -194,41 +178,7 @@ def test_alert_delivery_outcomes_and_latency(sqlite_url: str, tmp_path: Any) -> 
 
     api, client = make_api(sqlite_url, outbox_dir=str(tmp_path / "outbox"))
     with client:
-        api.user("athens", "city_operator", "athens")
-        api.user("sofia", "city_operator", "sofia")
-        officer = {"city": "athens", "name": "duty", "email": "duty@athens.example.org"}
-        api.ok(api.post("athens", "/api/v1/duty-officers", officer), 201)
-        unit = api.ok(
-            api.post("sofia", "/api/v1/resources", {"capability": "AMBULANCE", "callsign": "L-1"}),
-            201,
-        )
-        incident = api.ok(
-            api.post(
-                "athens",
-                "/api/v1/incidents",
-                {"kind": "flood", "title": "l", "lat": 38, "lon": 23.7, "severity": "low"},
-            ),
-            201,
-        )
-        request = api.ok(
-            api.post(
-                "athens",
-                "/api/v1/requests",
-                {
-                    "incident_id": incident["id"],
-                    "items": [{"capability": "AMBULANCE", "quantity": 1}],
-                },
-            ),
-            201,
-        )
-        api.ok(
-            api.post(
-                "sofia",
-                "/api/v1/offers",
-                {"request_item_id": request["items"][0]["id"], "resource_id": unit["id"]},
-            ),
-            201,
-        )
+        offer_alerting_athens(api)
         deadline = time.monotonic() + 20  # a hang guard, not a speed assertion
         text = ""
         while (
