@@ -89,6 +89,12 @@ class BoardSession:
         self.options = options
         self.sent = 0
         self._sender: asyncio.Task[None] | None = None
+        # Heartbeats: one timer per board per idle interval, not a `wait_for` per event (at
+        # 1,000 boards that was a task, a future and a timer handle per board per event, enough
+        # garbage to trigger full collections of half a second; docs/board.md).
+        self._active_at = 0.0
+        self._heartbeat_due = False
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
 
     async def run(self, after: int | None) -> None:
         # Subscribe first, then read the log: whatever commits meanwhile is in the buffer,
@@ -99,15 +105,23 @@ class BoardSession:
         try:
             await asyncio.wait({receiver, self._sender}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if self._heartbeat_timer is not None:
+                self._heartbeat_timer.cancel()
             self.hub.unsubscribe(subscriber)
-            for task in (receiver, self._sender):
+            tasks = (receiver, self._sender)
+            for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(receiver, self._sender, return_exceptions=True)
-            for result in results:
-                if isinstance(result, Exception) and not isinstance(
-                    result, WebSocketDisconnect | RuntimeError
+            # asyncio.wait, not gather: if this task is cancelled meanwhile (server shutdown, a
+            # test client's cancel scope), the CancelledError that leaves must be its own. gather
+            # raises a child's instead, which anyio's cancel scope cannot tell from a stray one
+            # and re-raises (the flaky TestClient teardown, docs/board.md).
+            await asyncio.wait(tasks)
+            for task in tasks:
+                error = None if task.cancelled() else task.exception()
+                if isinstance(error, Exception) and not isinstance(
+                    error, WebSocketDisconnect | RuntimeError
                 ):
-                    log.warning("board session ended: %r", result)
+                    log.warning("board session ended: %r", error)
             if subscriber.overflowed:
                 await self._resync()
 
@@ -133,14 +147,18 @@ class BoardSession:
         else:
             self.sent = after
             await self._replay(None)
-        heartbeat = self.options.heartbeat_seconds
+        loop = asyncio.get_running_loop()
+        self._active_at = loop.time()
+        self._heartbeat_tick(subscriber)
         while not subscriber.overflowed:
             if not subscriber.entries:
-                subscriber.ready.clear()
-                try:
-                    await asyncio.wait_for(subscriber.ready.wait(), heartbeat)
-                except TimeoutError:
+                if self._heartbeat_due:
+                    self._heartbeat_due = False
                     await self.websocket.send_text(heartbeat_frame(self.sent))
+                    self._active_at = loop.time()
+                    continue
+                subscriber.ready.clear()
+                await subscriber.ready.wait()
                 continue
             seq, frame = subscriber.entries.popleft()
             if seq <= self.sent:
@@ -149,6 +167,18 @@ class BoardSession:
                 await self._replay(seq - 1)
             await self.websocket.send_text(frame)
             self.sent = seq
+            self._active_at = loop.time()
+
+    def _heartbeat_tick(self, subscriber: Subscriber) -> None:
+        """Due after `heartbeat_seconds` with nothing sent; the sender sends it when idle."""
+        loop = asyncio.get_running_loop()
+        interval = self.options.heartbeat_seconds
+        idle = loop.time() - self._active_at
+        if idle >= interval:
+            self._heartbeat_due = True
+            subscriber.ready.set()
+            idle = 0.0
+        self._heartbeat_timer = loop.call_later(interval - idle, self._heartbeat_tick, subscriber)
 
     async def _replay(self, upto: int | None) -> None:
         """Send the log after `self.sent` (up to `upto`, or to its end) in pages."""
