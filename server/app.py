@@ -88,7 +88,12 @@ def create_app(
         # The live board: relay (log -> transport) and hub (transport -> boards), docs/board.md.
         transport = make_transport(settings.redis_url, settings.redis_prefix)
         hub = Hub(database, transport, check_seconds=settings.board_check_seconds)
-        relay = Relay(database, transport, poll_seconds=settings.relay_poll_seconds)
+        relay = Relay(
+            database,
+            transport,
+            poll_seconds=settings.relay_poll_seconds,
+            deliver_locally=hub.deliver_local,
+        )
         app.state.board_hub = hub
         app.state.event_relay = relay  # read by /metrics (relay lag)
         await hub.start()

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from server.board.hub import read_last_seq, read_log
-from server.board.transport import EventTransport
+from server.board.transport import Entry, EventTransport
 from server.db.unit_of_work import Database
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,20 @@ BATCH = 500
 
 class Relay:
     def __init__(
-        self, database: Database, transport: EventTransport, *, poll_seconds: float = 1.0
+        self,
+        database: Database,
+        transport: EventTransport,
+        *,
+        poll_seconds: float = 1.0,
+        deliver_locally: Callable[[list[Entry]], None] | None = None,
     ) -> None:
         self.database = database
         self.transport = transport
         self.poll_seconds = poll_seconds
+        # This process's hub (`Hub.deliver_local`): what the relay has just read from the log
+        # need not go through Redis and back to reach the boards connected here, and they stay
+        # live while Redis is away. Other processes' boards get it from the stream.
+        self.deliver_locally = deliver_locally
         self.cursor: int | None = None  # highest seq known to be in the stream
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,6 +113,8 @@ class Relay:
             entries = await asyncio.to_thread(read_log, self.database, cursor, None, BATCH)
             if not entries:
                 return added
+            if self.deliver_locally is not None:
+                self.deliver_locally(entries)
             added += await self.transport.publish(entries)
             cursor = self.cursor = entries[-1][0]
             if trace.isEnabledFor(logging.DEBUG):

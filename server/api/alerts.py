@@ -44,7 +44,7 @@ class DutyOfficerIn(Strict):
     user_id: Id | None = None
 
 
-def get_alert_config(request: Request) -> AlertConfig:
+async def get_alert_config(request: Request) -> AlertConfig:
     config: AlertConfig = request.app.state.alert_config
     return config
 

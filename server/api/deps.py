@@ -1,4 +1,8 @@
-"""Dependencies, declared once as Annotated aliases."""
+"""Dependencies, declared once as Annotated aliases.
+
+The ones that only look something up are `async def`: FastAPI runs a plain `def` dependency in
+its thread pool, a hand-off to a worker thread and back for every request.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,12 @@ from server.services.users import authenticate
 bearer = HTTPBearer(auto_error=False, description="A B40 token: `Authorization: Bearer <token>`")
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -48,7 +52,7 @@ def current_actor(
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
-def get_route_factors(settings: AppSettings) -> dict[str, float]:
+async def get_route_factors(settings: AppSettings) -> dict[str, float]:
     return route_factors(settings)
 
 

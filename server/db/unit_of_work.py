@@ -10,16 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Table, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.audit import record_of
 from server.db.engine import READ_ONLY
 from server.db.tables import EventCounterRow, EventRow, IdempotencyRow
-from server.domain.audit import FIELDS, event_hash
+from server.domain.audit import event_hash
 from server.domain.errors import Conflict, InvalidInput
 from server.domain.model import Actor
 
@@ -195,35 +195,37 @@ def append_events(session: Session, tx: Tx) -> int | None:
     if not tx.events:
         return None
     count = len(tx.events)
+    # Core statements, not the ORM's unit of work: this runs in every writing transaction, and
+    # the ORM's per-object bookkeeping and bulk-update synchronisation cost more than the SQL.
+    counter = cast(Table, EventCounterRow.__table__)
     last, head = session.execute(
-        update(EventCounterRow)
-        .where(EventCounterRow.id == 1)
-        .values(seq=EventCounterRow.seq + count)
-        .returning(EventCounterRow.seq, EventCounterRow.head_hash)
+        update(counter)
+        .where(counter.c.id == 1)
+        .values(seq=counter.c.seq + count)
+        .returning(counter.c.seq, counter.c.head_hash)
     ).one()
     first = last - count + 1
     actor = tx.actor
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, e in enumerate(tx.events):
-        row = EventRow(
-            seq=first + i,
-            type=e.type,
-            entity=e.entity,
-            entity_id=e.entity_id,
-            city=e.city,
-            actor_id=actor.user_id if actor else None,
-            actor_name=actor.name if actor else None,
-            exercise=e.exercise,
-            payload=e.payload,
-            created_at=tx.now,
-            prev_hash=head,
-        )
-        head = event_hash(head, record_of({f: getattr(row, f) for f in FIELDS}))
-        row.hash = head
+        row: dict[str, Any] = {
+            "seq": first + i,
+            "type": e.type,
+            "entity": e.entity,
+            "entity_id": e.entity_id,
+            "city": e.city,
+            "actor_id": actor.user_id if actor else None,
+            "actor_name": actor.name if actor else None,
+            "exercise": e.exercise,
+            "payload": e.payload,
+            "created_at": tx.now,
+            "prev_hash": head,
+        }
+        head = event_hash(head, record_of(row))
+        row["hash"] = head
         rows.append(row)
-    session.add_all(rows)
-    session.execute(update(EventCounterRow).where(EventCounterRow.id == 1).values(head_hash=head))
-    session.flush()
+    session.execute(insert(cast(Table, EventRow.__table__)), rows)
+    session.execute(update(counter).where(counter.c.id == 1).values(head_hash=head))
     tx.events.clear()
     return int(last)
 

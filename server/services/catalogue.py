@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +29,27 @@ def capabilities(session: Session) -> dict[str, Capability]:
         )
         for r in session.scalars(select(CapabilityRow))
     }
+
+
+def known_with_rules(session: Session, codes: Iterable[str]) -> dict[str, list[str]]:
+    """Those of `codes` the catalogue holds, each with its substitution rules (the codes that
+    may fill a line asked for it). One query for the codes asked, not the whole catalogue:
+    posting a request runs it on every call."""
+    wanted = set(codes)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(CapabilityRow.code, SubstitutionRow.substitute)
+        .outerjoin(SubstitutionRow, SubstitutionRow.for_capability == CapabilityRow.code)
+        .where(CapabilityRow.code.in_(wanted))
+        .order_by(SubstitutionRow.substitute)
+    )
+    rules: dict[str, list[str]] = {}
+    for code, substitute in rows:
+        subs = rules.setdefault(code, [])
+        if substitute is not None:
+            subs.append(substitute)
+    return rules
 
 
 def substitution_rules(session: Session) -> dict[str, list[str]]:

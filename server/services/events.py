@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from server.db.tables import EventCounterRow, EventRow
 from server.services.views import iso
 
 
-def event_view(row: EventRow) -> dict[str, Any]:
+def event_view(row: Any) -> dict[str, Any]:
+    """An event as the API and the board show it, from an `EventRow` or a plain row of it."""
     return {
         "seq": row.seq,
         "type": row.type,
@@ -26,8 +27,11 @@ def event_view(row: EventRow) -> dict[str, Any]:
 
 
 def events_after(session: Session, after: int, limit: int) -> list[dict[str, Any]]:
-    rows = session.scalars(
-        select(EventRow).where(EventRow.seq > after).order_by(EventRow.seq).limit(limit)
+    # Plain rows, not ORM objects: the relay runs this after every commit, and the event log
+    # is append-only, so there is nothing to track.
+    events = cast(Table, EventRow.__table__)
+    rows = session.execute(
+        select(events).where(events.c.seq > after).order_by(events.c.seq).limit(limit)
     )
     return [event_view(r) for r in rows]
 

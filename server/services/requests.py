@@ -51,7 +51,9 @@ def create_request(
         )
     if not 1 <= len(items) <= MAX_LINES:
         raise InvalidInput(f"a request has 1 to {MAX_LINES} items", field="items")
-    known = catalogue.capabilities(tx.session)
+    known = catalogue.known_with_rules(
+        tx.session, [i.capability for i in items] + [c for i in items for c in i.substitutes or ()]
+    )
     for index, item in enumerate(items):
         where = f"items.{index}"
         if item.capability not in known:
@@ -65,7 +67,6 @@ def create_request(
                 raise InvalidInput(f"unknown capability {sub!r}", field=f"{where}.substitutes")
         if item.needed_by is not None and item.needed_by <= tx.now:
             raise InvalidInput("needed_by is in the past", field=f"{where}.needed_by")
-    rules = catalogue.substitution_rules(tx.session)
     request = RequestRow(
         city=city,
         incident_id=incident.id,
@@ -87,7 +88,7 @@ def create_request(
             # None means "the catalogue's rules"; we store the resolved list so that a later
             # change of rules does not change what an open request accepts.
             substitutes=list(
-                item.substitutes if item.substitutes is not None else rules.get(item.capability, [])
+                item.substitutes if item.substitutes is not None else known[item.capability]
             ),
             needed_by=item.needed_by,
             offered=0,

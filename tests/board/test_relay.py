@@ -1,10 +1,13 @@
-"""The relay publishes the very first commit after start (its cursor is taken at start)."""
+"""The relay: publishes the very first commit after start (its cursor is taken at start), and
+hands what it reads to its own process's hub without the round trip through the transport."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
-from server.board.transport import make_transport
+from server.board.hub import Hub
+from server.board.transport import Entry, make_transport
 from server.db.engine import make_engine
 from server.db.unit_of_work import Database, Tx
 from server.services.events import last_seq
@@ -34,5 +37,59 @@ async def test_the_first_commit_after_start_reaches_the_stream_on_its_wake_up(
         assert await transport.top() == last
     finally:
         await relay.stop()
+        await transport.close()
+        database.engine.dispose()
+
+
+class OneWayTransport:
+    """Takes what the relay publishes but never hands it back to a hub (Redis lagging)."""
+
+    def __init__(self) -> None:
+        self.inner = make_transport(None, "relay-test")
+
+    async def publish(self, entries: Sequence[Entry]) -> int:
+        return await self.inner.publish(entries)
+
+    async def top(self) -> int:
+        return await self.inner.top()
+
+    async def read(self, after: int, timeout: float) -> list[Entry]:
+        await asyncio.sleep(timeout)
+        return []
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_the_relay_hands_its_reads_to_the_local_hub_once_and_in_order(
+    sqlite_url: str,
+) -> None:
+    database = Database(make_engine(sqlite_url))
+    transport = OneWayTransport()
+    # No log checks and no polls: only the relay's hand-over can reach the subscriber.
+    hub = Hub(database, transport, check_seconds=3600)
+    await hub.start()
+    subscriber = hub.subscribe(100)
+    relay = Relay(database, transport, poll_seconds=3600, deliver_locally=hub.deliver_local)
+    await relay.start()
+    try:
+        for _ in range(3):
+            await asyncio.to_thread(database.run, probe)
+        last = database.read(last_seq)
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            while len(subscriber.entries) < 3:
+                await asyncio.sleep(0.01)
+        assert [seq for seq, _ in subscriber.entries] == [last - 2, last - 1, last]
+        assert all('"type":"probe.made"' in frame for _, frame in subscriber.entries)
+        # The stream's copy arrives later (through Redis, in production): not sent twice.
+        await hub.deliver(await transport.inner.read(0, 0.1))
+        assert len(subscriber.entries) == 3
+        # A hand-over that would leave a gap is left to the transport and its gap rule.
+        hub.deliver_local([(last + 2, "{}")])
+        assert len(subscriber.entries) == 3
+        assert hub.last_seq == last
+    finally:
+        await relay.stop()
+        await hub.stop()
         await transport.close()
         database.engine.dispose()
