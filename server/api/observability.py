@@ -70,8 +70,11 @@ class RequestContext:
                 ]
             await send(message)
 
+        # A websocket's frames skip the wrapper: a board receives every event through here,
+        # and an accepted websocket has no response headers to add the id to.
+        outgoing = send_with_id if scope["type"] == "http" else send
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, outgoing)
         except Exception:
             status = status or 500
             raise
