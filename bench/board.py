@@ -96,9 +96,17 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def pct_index(n: int, p: float) -> int:
+    return min(n - 1, int(round(p / 100 * (n - 1))))
+
+
 def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return sorted(values)[pct_index(len(values), p)]
+
+
+def worst(k: int) -> str:
+    """'worst', 'second-worst'...: which sample a percentile picks, counted from the top."""
+    return {1: "worst", 2: "second-worst", 3: "third-worst"}.get(k, f"{k}th-worst")
 
 
 class Board:
@@ -624,14 +632,17 @@ def render(bench: Bench, stalls: dict[str, object]) -> str:
         "websocket clients in one Python process, and the poster) in another.",
         "",
         "Ours: `POST /api/v1/requests` until the `request.created` frame arrives on every board "
-        "(HTTP, auth, the use case and its commit, relay wake, log read, XADD, hub XREAD, "
-        "per-board queue and socket). Bare relay (`bench/board_baseline.py`): XADD until the "
+        "(HTTP, auth, the use case and its commit, relay wake, log read, hand-over to this "
+        "process's hub, per-board queue and socket; the XADD for other processes' boards goes "
+        "out right after the hand-over). Bare relay (`bench/board_baseline.py`): XADD until the "
         "frame arrives (Redis Stream -> websocket, nothing else: no HTTP request, no database). "
         "So the ratio charges ours with the POST's own time; the split shows it: POST -> commit "
         "(one per event) and commit -> board (every board x every event), from the server's "
         "commit trace in the same run. Sampling is closed-loop: one event, every board receives "
         f"it, {PAUSE * 1000:.0f} ms pause, the next ({bench.samples} events x {bench.repeats} "
-        "repeats per row, both sides interleaved with both sets of boards connected).",
+        "repeats per row, both sides interleaved with both sets of boards connected). A p99 of "
+        f"{bench.samples} samples is the {worst(bench.samples - pct_index(bench.samples, 99))} "
+        "sample, so it moves with the machine's noise: compare it within a row only.",
         "",
         "| boards | ours p50 | ours p99 | bare p50 | bare p99 | p99 ratio | POST->commit p50/p99 "
         "| commit->board p50/p99 |",
