@@ -106,15 +106,18 @@ class Load:
             await asyncio.sleep(self.rnd.uniform(0.1, 0.6))
 
     async def read_board(self, b: Board, ws: Any) -> None:
-        stop = asyncio.ensure_future(self.stop_boards.wait())
+        # One receive loop per board and no task per message: 120 boards x 20 events/s is
+        # thousands of frames a second, and the generator must not be the bottleneck it
+        # measures (a task and an asyncio.wait per frame made it one on a slow day, and the
+        # arrival times it records grew with its own backlog). Stopping closes the socket.
+        async def close_on_stop() -> None:
+            await self.stop_boards.wait()
+            await ws.close()
+
+        closer = asyncio.create_task(close_on_stop())
         try:
-            while True:
-                receive = asyncio.ensure_future(ws.recv())
-                done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if stop in done:
-                    receive.cancel()
-                    return
-                message = json.loads(receive.result())
+            async for raw in ws:
+                message = json.loads(raw)
                 kind = message.get("type")
                 if kind == "snapshot":
                     if b.start_seq is None:
@@ -129,7 +132,7 @@ class Load:
                     b.events.append([seq, kind, message.get("entity_id"), time.time()])
                     b.last = max(b.last, seq)
         finally:
-            stop.cancel()
+            closer.cancel()
 
     # -------------------------------------------------------------------------- posts
     async def post(self, client: httpx.AsyncClient, n: int) -> None:
