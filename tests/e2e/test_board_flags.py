@@ -4,29 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import ADMIN_TOKEN, ServerProcess
-from tests.e2e.test_board_page import log_in
+from tests.conftest import ServerProcess
+from tests.e2e.test_board_page import api, embedded_env, log_in
 
 
 def test_a_plan_that_strips_a_city_raises_a_flag_on_the_board(
     browser: Browser, server_factory: type[ServerProcess], sqlite_url: str, artifacts: Path
 ) -> None:
-    env = {
-        "B40_DATABASE_URL": sqlite_url,
-        "B40_REDIS_URL": "",
-        "B40_ADMIN_TOKEN": ADMIN_TOKEN,
-        "B40_DEMO": "0",
-    }
-    server = server_factory(env).start()
+    server = server_factory(embedded_env(sqlite_url, demo=False)).start()
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     log_in(page, server)
     expect(page.locator("#flags-panel")).to_be_hidden()
-    with httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
-    ) as client:
+    with api(server) as client:
         # Sofia holds the network's only firefighting helicopter; Athens asks for one.
         unit = {"city": "sofia", "capability": "FF_HELICOPTER", "callsign": "SOF-ONLY"}
         assert client.post("/api/v1/resources", json=unit).status_code == 201

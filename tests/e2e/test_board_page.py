@@ -37,6 +37,16 @@ def exercise_request(client: httpx.Client, note: str) -> dict:
     return dict(response.json())
 
 
+def embedded_env(sqlite_url: str, *, demo: bool) -> dict[str, str]:
+    """`b40 serve` as the README's run command starts it: SQLite, no Redis server."""
+    return {
+        "B40_DATABASE_URL": sqlite_url,
+        "B40_REDIS_URL": "",
+        "B40_ADMIN_TOKEN": ADMIN_TOKEN,
+        "B40_DEMO": "1" if demo else "0",
+    }
+
+
 def log_in(page: Page, server: ServerProcess) -> None:
     page.goto(server.url + "/")
     page.fill("#token", ADMIN_TOKEN)
@@ -50,12 +60,7 @@ def test_the_board_lives_through_posts_actions_and_a_killed_server(
     sqlite_url: str,
     artifacts: Path,
 ) -> None:
-    env = {
-        "B40_DATABASE_URL": sqlite_url,
-        "B40_REDIS_URL": "",
-        "B40_ADMIN_TOKEN": ADMIN_TOKEN,
-        "B40_DEMO": "1",
-    }
+    env = embedded_env(sqlite_url, demo=True)
     server = server_factory(env).start()
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
     errors: list[str] = []

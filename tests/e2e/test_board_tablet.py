@@ -6,20 +6,14 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import ADMIN_TOKEN, ServerProcess
-from tests.e2e.test_board_page import log_in
+from tests.conftest import ServerProcess
+from tests.e2e.test_board_page import embedded_env, log_in
 
 
 def test_board_fits_a_tablet_in_portrait(
     browser: Browser, server_factory: type[ServerProcess], sqlite_url: str, artifacts: Path
 ) -> None:
-    env = {
-        "B40_DATABASE_URL": sqlite_url,
-        "B40_REDIS_URL": "",
-        "B40_ADMIN_TOKEN": ADMIN_TOKEN,
-        "B40_DEMO": "1",
-    }
-    server = server_factory(env).start()
+    server = server_factory(embedded_env(sqlite_url, demo=True)).start()
     page = browser.new_page(viewport={"width": 768, "height": 1024}, has_touch=True)
     log_in(page, server)
     expect(page.locator("#requests .exercise-tag").first).to_be_visible()
