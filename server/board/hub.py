@@ -58,11 +58,11 @@ def read_log(database: Database, after: int, upto: int | None, limit: int) -> li
         views = events_after(session, after, limit)
         return [(v["seq"], event_frame(v)) for v in views if upto is None or v["seq"] <= upto]
 
-    return database.read(read)
+    return database.read(read, one_statement=True)
 
 
 def read_last_seq(database: Database) -> int:
-    return database.read(last_seq)
+    return database.read(last_seq, one_statement=True)
 
 
 class Hub:

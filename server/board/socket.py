@@ -71,7 +71,10 @@ async def _actor(database: Database, token: str | None) -> Actor | None:
         return None
     try:
         return await asyncio.to_thread(
-            database.read, lambda session: authenticate(session, token, database.clock())
+            lambda: database.read(
+                lambda session: authenticate(session, token, database.clock()),
+                one_statement=True,
+            )
         )
     except Unauthenticated:
         return None

@@ -133,15 +133,18 @@ class Database:
             self._notify(last_seq)
         return result
 
-    def read(self, fn: Callable[[Session], T]) -> T:
+    def read(self, fn: Callable[[Session], T], *, one_statement: bool = False) -> T:
         """A read-only transaction: every read in one snapshot, never a write lock.
 
         PostgreSQL: REPEATABLE READ (one snapshot for the whole transaction, not per
         statement). SQLite: a deferred BEGIN over WAL, which is a snapshot too (engine.py).
+        `one_statement=True` is for a read that is a single SELECT (authentication, the board's
+        log reads, run on every request and every commit): a statement sees one snapshot by
+        itself, so on PostgreSQL it runs in autocommit, without the BEGIN and COMMIT round trips.
         """
         options: dict[str, Any] = {READ_ONLY: True}
         if self.engine.dialect.name == "postgresql":
-            options["isolation_level"] = "REPEATABLE READ"
+            options["isolation_level"] = "AUTOCOMMIT" if one_statement else "REPEATABLE READ"
         with self.sessions() as session, session.begin():
             session.connection(execution_options=options)
             return fn(session)

@@ -68,3 +68,33 @@ def test_a_read_is_one_snapshot_even_when_a_commit_lands_between_its_statements(
     assert first == second, "the commit made meanwhile is not visible inside the read"
     assert database.read(lambda s: s.execute(text(count)).scalar()) == first + 1
     database.engine.dispose()
+
+
+def test_a_one_statement_read_runs_outside_a_transaction_block_and_sees_the_latest_commit(
+    pg_url: str,
+) -> None:
+    """Authentication and the board's log reads are single SELECTs: on PostgreSQL they run in
+    autocommit (no BEGIN and COMMIT round trips), and a statement is one snapshot by itself."""
+    import psycopg
+
+    from config.settings import Settings
+
+    database = Database(make_engine(Settings(database_url=pg_url).database_url))
+
+    def record(tx: Tx) -> None:
+        tx.record("probe.made", "probe", 1, city=None, payload={})
+
+    def count_and_state(session: Any) -> tuple[int, Any]:
+        value = session.execute(text("SELECT count(*) FROM events")).scalar()
+        dbapi = session.connection().connection.dbapi_connection
+        return value, dbapi.info.transaction_status
+
+    before, state = database.read(count_and_state, one_statement=True)
+    assert state == psycopg.pq.TransactionStatus.IDLE, "no transaction block was opened"
+    database.run(record)
+    after, _ = database.read(count_and_state, one_statement=True)
+    assert after == before + 1
+    # The connection goes back to the pool as it came: the next read is a snapshot again.
+    _, state = database.read(count_and_state)
+    assert state == psycopg.pq.TransactionStatus.INTRANS
+    database.engine.dispose()
