@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from server.db.tables import OfferRow, RequestItemRow, RequestRow, ResourceRow
 from server.db.unit_of_work import Tx
+from server.db.writes import insert_new
 from server.domain.errors import Conflict, InvalidInput, NotFound
 from server.domain.matching import rank_candidates
 from server.domain.model import Point, Priority, Unit
@@ -77,8 +78,7 @@ def create_request(
         created_by=tx.actor.user_id,
         cancelled_at=None,
     )
-    tx.session.add(request)
-    tx.session.flush()
+    insert_new(tx.session, [request])
     rows = [
         RequestItemRow(
             request_id=request.id,
@@ -99,8 +99,7 @@ def create_request(
         )
         for index, item in enumerate(items)
     ]
-    tx.session.add_all(rows)
-    tx.session.flush()
+    insert_new(tx.session, rows)
     view = request_view(request, rows, tx.now)
     tx.record(
         "request.created", "request", request.id, city=city, payload=view, exercise=request.exercise

@@ -1,0 +1,71 @@
+"""insert_new: Core INSERTs of new rows built as ORM objects (the hot write paths)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from config.settings import Settings
+from server.db.engine import make_engine
+from server.db.tables import IncidentRow, RequestItemRow, RequestRow, UserRow
+from server.db.unit_of_work import Database, Tx
+from server.db.writes import insert_new
+
+
+def test_rows_get_their_own_ids_in_order_and_column_defaults_apply(database_url: str) -> None:
+    database = Database(make_engine(Settings(database_url=database_url).database_url))
+
+    def write(tx: Tx) -> tuple[RequestRow, list[RequestItemRow]]:
+        user = UserRow(
+            name="u", role="coordinator", city=None, token_hash="h" * 64, created_at=tx.now
+        )
+        insert_new(tx.session, [user])
+        incident = IncidentRow(
+            city="athens",
+            kind="wildfire",
+            title="t",
+            lat=38.0,
+            lon=23.7,
+            severity="high",
+            exercise=True,
+            created_at=tx.now,
+            created_by=user.id,
+        )
+        insert_new(tx.session, [incident])
+        request = RequestRow(
+            city="athens",
+            incident_id=incident.id,
+            priority="high",
+            exercise=True,
+            note=None,
+            created_at=tx.now,
+            created_by=user.id,
+            cancelled_at=None,
+        )
+        insert_new(tx.session, [request])
+        # `offered` and the other counters are left to their column defaults.
+        items = [
+            RequestItemRow(
+                request_id=request.id,
+                position=p,
+                capability=c,
+                quantity=q,
+                substitutes=[],
+                needed_by=None,
+            )
+            for p, (c, q) in enumerate([("GFFF", 3), ("MUSAR", 1), ("GFFF-V", 2)])
+        ]
+        insert_new(tx.session, items)
+        return request, items
+
+    request, items = database.run(write)
+    stored = database.read(
+        lambda s: list(
+            s.scalars(select(RequestItemRow).where(RequestItemRow.request_id == request.id))
+        )
+    )
+    assert {i.id: (i.position, i.capability, i.quantity) for i in items} == {
+        s.id: (s.position, s.capability, s.quantity) for s in stored
+    }
+    assert len({i.id for i in items}) == 3
+    assert all(s.offered == 0 and s.returned == 0 for s in stored)
+    database.engine.dispose()
