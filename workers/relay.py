@@ -1,8 +1,10 @@
 """The event relay: committed events from the log to the board transport (Redis Stream).
 
-Fed from the log, never from request handlers: a commit only wakes the relay
-(`Database.on_commit`), and a periodic poll covers a crash between commit and wake. Every API
-process runs one; they race harmlessly because the stream refuses an id it already holds.
+Fed from the log, never from request handlers: the unit of work hands the relay the event rows
+each transaction has just committed (`Database.on_commit_rows`), and the relay publishes them
+when they continue what it has published; otherwise (another process committed the seqs in
+between) it reads the log. A periodic poll covers a crash between commit and hand-over. Every
+API process runs one; they race harmlessly because the stream refuses an id it already holds.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import logging
 import time
 from collections.abc import Callable
 
-from server.board.hub import read_last_seq, read_log
+from server.board.hub import committed_entries, read_last_seq, read_log
 from server.board.transport import Entry, EventTransport
-from server.db.unit_of_work import Database
+from server.db.unit_of_work import Database, EventRows
 
 log = logging.getLogger(__name__)
 # Off unless a bench turns it on (bench/board.py): when each commit woke the relay, so
 # POST -> board latency splits into the request's part and the stream's part.
 trace = logging.getLogger("b40.trace")
 BATCH = 500
+HANDED_MAX = 10_000  # entries held for the loop; past this the relay reads the log
 
 
 class Relay:
@@ -41,13 +44,19 @@ class Relay:
         # live while Redis is away. Other processes' boards get it from the stream.
         self.deliver_locally = deliver_locally
         self.cursor: int | None = None  # highest seq known to be in the stream
+        # Frames of committed events handed over by this process's transactions, by seq.
+        self._handed: dict[int, str] = {}
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        database.on_commit(self.wake)
+        database.on_commit_rows(self.committed)
 
-    def wake(self, last_seq: int) -> None:
-        """After-commit hook; called from request threads. Never raises, never blocks."""
+    def committed(self, rows: EventRows) -> None:
+        """After-commit hook; called from request threads. Never raises, never blocks.
+
+        Encodes the rows here, in the committing thread, and hands them to the loop: the relay
+        need not read back what it was just given (a thread hop and a query per commit)."""
+        last_seq = int(rows[-1]["seq"])
         if trace.isEnabledFor(logging.DEBUG):
             trace.debug("committed", extra={"seq": last_seq, "at": time.time()})
         loop = self._loop
@@ -55,8 +64,23 @@ class Relay:
             return
         if self.cursor is not None and last_seq <= self.cursor:
             return
+        entries = committed_entries(rows)
         with contextlib.suppress(RuntimeError):  # loop shutting down: the poll is gone too
-            loop.call_soon_threadsafe(self._wakeup.set)
+            loop.call_soon_threadsafe(self._hand_over, entries)
+
+    def _hand_over(self, entries: list[Entry]) -> None:
+        if len(self._handed) < HANDED_MAX:  # beyond it (the relay stalled) the log has them
+            self._handed.update(entries)
+        self._wakeup.set()
+
+    def _take_handed(self, cursor: int) -> list[Entry]:
+        """The handed entries that continue `cursor` without a gap; older ones are dropped."""
+        for seq in [seq for seq in self._handed if seq <= cursor]:
+            del self._handed[seq]
+        run: list[Entry] = []
+        while (frame := self._handed.pop(cursor + len(run) + 1, None)) is not None:
+            run.append((cursor + len(run) + 1, frame))
+        return run
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -110,7 +134,9 @@ class Relay:
             cursor = self.cursor
         added = 0
         while True:
-            entries = await asyncio.to_thread(read_log, self.database, cursor, None, BATCH)
+            entries = self._take_handed(cursor) or await asyncio.to_thread(
+                read_log, self.database, cursor, None, BATCH
+            )
             if not entries:
                 return added
             if self.deliver_locally is not None:
@@ -119,7 +145,9 @@ class Relay:
             cursor = self.cursor = entries[-1][0]
             if trace.isEnabledFor(logging.DEBUG):
                 trace.debug("published", extra={"seq": cursor, "at": time.time()})
-            if len(entries) < BATCH:
+            if len(entries) < BATCH and not self._handed:
                 # The log's end when read: a commit since then has set the wake-up again
                 # (it is cleared before this pass), so a second read here would find nothing.
+                # Handed entries left over sit behind a gap (seqs another process committed):
+                # the next pass reads the log up to them.
                 return added

@@ -14,13 +14,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC
+from types import SimpleNamespace
 
 from sqlalchemy.orm import Session
 
 from server.board.frames import event_frame
 from server.board.transport import Entry, EventTransport
-from server.db.unit_of_work import Database
-from server.services.events import events_after, last_seq
+from server.db.unit_of_work import Database, EventRows
+from server.services.events import event_view, events_after, last_seq
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("b40.trace")  # hop timestamps for bench/board.py; off by default
@@ -59,6 +61,15 @@ def read_log(database: Database, after: int, upto: int | None, limit: int) -> li
         return [(v["seq"], event_frame(v)) for v in views if upto is None or v["seq"] <= upto]
 
     return database.read(read, one_statement=True)
+
+
+def committed_entries(rows: EventRows) -> list[Entry]:
+    """The rows a transaction has just committed, encoded as `read_log` encodes them."""
+    # UTC, as the database gives it back (the clock may hand the use case another zone).
+    return [
+        (row["seq"], event_frame(event_view(SimpleNamespace(**row))))
+        for row in ({**r, "created_at": r["created_at"].astimezone(UTC)} for r in rows)
+    ]
 
 
 def read_last_seq(database: Database) -> int:

@@ -91,6 +91,10 @@ class StoredResponse:
 
 
 AfterCommit = Callable[[int], None]
+# The event rows a transaction wrote, as written (seq, type, ..., payload, created_at), handed
+# over after its commit.
+EventRows = list[dict[str, Any]]
+AfterCommitRows = Callable[[EventRows], None]
 
 
 class Database:
@@ -100,12 +104,17 @@ class Database:
         self.engine = engine
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-        self._after_commit: list[AfterCommit] = []
+        self._after_commit: list[AfterCommitRows] = []
         self.events_appended = 0  # by this process, for /metrics
         self._appended_lock = threading.Lock()
 
     def on_commit(self, callback: AfterCommit) -> None:
         """Called with the last seq after a transaction that recorded events commits."""
+        self.on_commit_rows(lambda rows: callback(int(rows[-1]["seq"])))
+
+    def on_commit_rows(self, callback: AfterCommitRows) -> None:
+        """Called with the event rows themselves after a transaction that recorded some commits
+        (the relay hands them on without reading them back)."""
         self._after_commit.append(callback)
 
     def run(self, fn: Callable[[Tx], T], *, actor: Actor | None = None) -> T:
@@ -125,12 +134,11 @@ class Database:
         with self.sessions() as session, session.begin():
             tx = Tx(session=session, now=self.clock(), actor=actor)
             result = fn(tx)
-            count = len(tx.events)
-            last_seq = append_events(session, tx)
-        if last_seq is not None:
+            rows = append_events(session, tx)
+        if rows:
             with self._appended_lock:
-                self.events_appended += count
-            self._notify(last_seq)
+                self.events_appended += len(rows)
+            self._notify(rows)
         return result
 
     def read(self, fn: Callable[[Session], T], *, one_statement: bool = False) -> T:
@@ -169,10 +177,10 @@ class Database:
                 raise error
             return stored
 
-    def _notify(self, last_seq: int) -> None:
+    def _notify(self, rows: EventRows) -> None:
         for callback in self._after_commit:
             try:
-                callback(last_seq)
+                callback(rows)
             except Exception:  # best effort: the relay re-reads the log anyway
                 log.exception("after-commit callback failed")
 
@@ -187,8 +195,8 @@ def is_transient(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
-def append_events(session: Session, tx: Tx) -> int | None:
-    """Give the transaction's events their seqs and chain hashes, write them; return the last seq.
+def append_events(session: Session, tx: Tx) -> EventRows:
+    """Give the transaction's events their seqs and chain hashes, write them; return the rows.
 
     The counter row's lock is held from here to commit, so seqs become visible in commit
     order with no gaps (an auto-increment would not: 11 can commit before 10). It is taken
@@ -196,7 +204,7 @@ def append_events(session: Session, tx: Tx) -> int | None:
     same row, so the hash chain follows commit order too (docs/security.md).
     """
     if not tx.events:
-        return None
+        return []
     count = len(tx.events)
     # Core statements, not the ORM's unit of work: this runs in every writing transaction, and
     # the ORM's per-object bookkeeping and bulk-update synchronisation cost more than the SQL.
@@ -230,7 +238,7 @@ def append_events(session: Session, tx: Tx) -> int | None:
     session.execute(insert(cast(Table, EventRow.__table__)), rows)
     session.execute(update(counter).where(counter.c.id == 1).values(head_hash=head))
     tx.events.clear()
-    return int(last)
+    return rows
 
 
 def _stored(session: Session, claim: IdempotencyClaim) -> StoredResponse | None:

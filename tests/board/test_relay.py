@@ -4,6 +4,7 @@ hands what it reads to its own process's hub without the round trip through the 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 
 from server.board.hub import Hub
@@ -93,3 +94,66 @@ async def test_the_relay_hands_its_reads_to_the_local_hub_once_and_in_order(
         await hub.stop()
         await transport.close()
         database.engine.dispose()
+
+
+def test_committed_rows_encode_as_the_log_reads_them(database_url: str) -> None:
+    """The relay publishes the rows a transaction hands it; a board must not be able to tell
+    them from the same events read back from the log (another process's relay, a replay)."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from config.settings import Settings
+    from server.board.hub import committed_entries, read_log
+
+    athens = timezone(timedelta(hours=2))  # a clock in another zone: the log stores UTC
+    database = Database(
+        make_engine(Settings(database_url=database_url).database_url),
+        clock=lambda: datetime.now(UTC).astimezone(athens),
+    )
+    handed: list[Entry] = []
+    database.on_commit_rows(lambda rows: handed.extend(committed_entries(rows)))
+    before = database.read(last_seq)
+
+    def two_events(tx: Tx) -> None:
+        tx.record(
+            "probe.made",
+            "probe",
+            7,
+            city="athens",
+            payload={"name": "Ά", "z": 1, "a": [1.5, None, True], "nested": {"b": 2, "a": 1}},
+            exercise=True,
+        )
+        tx.record("probe.made", "probe", 8, city=None, payload={})
+
+    database.run(two_events, actor=None)
+    from_log = read_log(database, before, None, 10)
+    assert [seq for seq, _ in handed] == [seq for seq, _ in from_log] == [before + 1, before + 2]
+    assert [json.loads(f) for _, f in handed] == [json.loads(f) for _, f in from_log]
+    assert json.loads(handed[0][1])["created_at"].endswith("+00:00")
+    database.engine.dispose()
+
+
+async def test_handed_commits_behind_a_gap_wait_for_the_log_and_go_out_in_order(
+    sqlite_url: str,
+) -> None:
+    """Another process (a second Database on the same log) commits between two of ours: the
+    relay may not publish our handed event before the other's, which it reads from the log."""
+    database = Database(make_engine(sqlite_url))
+    other_process = Database(make_engine(sqlite_url))
+    transport = make_transport(None, "relay-test")
+    relay = Relay(database, transport, poll_seconds=3600)
+    await relay.start()
+    try:
+        await asyncio.to_thread(database.run, probe)
+        await asyncio.to_thread(other_process.run, probe)  # never handed to our relay
+        await asyncio.to_thread(database.run, probe)
+        last = database.read(last_seq)
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            while await transport.top() < last:
+                await asyncio.sleep(0.01)
+        published = await transport.read(last - 3, 0)
+        assert [seq for seq, _ in published] == [last - 2, last - 1, last]
+    finally:
+        await relay.stop()
+        await transport.close()
+        database.engine.dispose()
+        other_process.engine.dispose()
