@@ -16,7 +16,11 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(database_url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)  # a terminated backend is replaced, not reused
+    # No pre-ping: it costs a round trip on every checkout, three per posted request. A pooled
+    # connection found dead (a restart, a terminated backend) is invalidated with every older
+    # one on first use, and Database runs the read, or the write that had not reached COMMIT,
+    # again on a new connection (unit_of_work.py).
+    kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_timeout", 10)

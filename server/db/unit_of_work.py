@@ -118,11 +118,16 @@ class Database:
         self._after_commit.append(callback)
 
     def run(self, fn: Callable[[Tx], T], *, actor: Actor | None = None) -> T:
-        """Run a use case in one transaction; retry it when the database chose it as the
-        victim of a deadlock or a serialisation failure (it was rolled back whole)."""
+        """Run a use case in one transaction; run it again when it was rolled back whole: the
+        database chose it as the victim of a deadlock or a serialisation failure, or its
+        connection was found dead before COMMIT was sent (engine.py: no pre-ping)."""
         for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
             try:
                 return self._run_once(fn, actor)
+            except _LostBeforeCommit as lost:
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise lost.error from None
+                log.info("transaction run again on a new connection after %s", lost.error.orig)
             except DBAPIError as error:
                 if attempt == TRANSIENT_ATTEMPTS or not is_transient(error):
                     raise
@@ -131,10 +136,19 @@ class Database:
         raise AssertionError("unreachable")
 
     def _run_once(self, fn: Callable[[Tx], T], actor: Actor | None) -> T:
-        with self.sessions() as session, session.begin():
-            tx = Tx(session=session, now=self.clock(), actor=actor)
-            result = fn(tx)
-            rows = append_events(session, tx)
+        committing = False
+        try:
+            with self.sessions() as session, session.begin():
+                tx = Tx(session=session, now=self.clock(), actor=actor)
+                result = fn(tx)
+                rows = append_events(session, tx)
+                committing = True
+        except DBAPIError as error:
+            # A transaction commits only on COMMIT: lost before it, nothing was written. Lost
+            # during COMMIT, the outcome is unknown, and the error goes to the caller (503).
+            if error.connection_invalidated and not committing:
+                raise _LostBeforeCommit(error) from error
+            raise
         if rows:
             with self._appended_lock:
                 self.events_appended += len(rows)
@@ -153,9 +167,17 @@ class Database:
         options: dict[str, Any] = {READ_ONLY: True}
         if self.engine.dialect.name == "postgresql":
             options["isolation_level"] = "AUTOCOMMIT" if one_statement else "REPEATABLE READ"
-        with self.sessions() as session, session.begin():
-            session.connection(execution_options=options)
-            return fn(session)
+        for attempt in (1, 2):
+            try:
+                with self.sessions() as session, session.begin():
+                    session.connection(execution_options=options)
+                    return fn(session)
+            except DBAPIError as error:
+                # A dead pooled connection (the database restarted, a backend was terminated):
+                # the pool has dropped it and its elders; a read can simply run again.
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     def run_idempotent(
         self,
@@ -183,6 +205,14 @@ class Database:
                 callback(rows)
             except Exception:  # best effort: the relay re-reads the log anyway
                 log.exception("after-commit callback failed")
+
+
+class _LostBeforeCommit(Exception):
+    """The connection died before COMMIT was sent: the transaction did not happen."""
+
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 TRANSIENT_ATTEMPTS = 3
