@@ -110,6 +110,20 @@ def worst(k: int) -> str:
     return {1: "worst", 2: "second-worst", 3: "third-worst"}.get(k, f"{k}th-worst")
 
 
+# Marks being waited for: how many boards still miss each, and the event set when none does.
+# The sampler waits on it instead of polling the boards every millisecond, which kept the load
+# generator awake competing for the 2 cores with the servers it measures.
+WAITING: dict[str, tuple[list[int], asyncio.Event]] = {}
+
+
+def arrived(mark: str) -> None:
+    waiting = WAITING.get(mark)
+    if waiting is not None:
+        waiting[0][0] -= 1
+        if waiting[0][0] <= 0:
+            waiting[1].set()
+
+
 class Board:
     """One connected board: counts event frames, timestamps marked ones, resumes like the page.
 
@@ -147,8 +161,9 @@ class Board:
                             self.ready.set()  # the bare relay sends no snapshot
                         self.frames += 1
                         found = MARK.search(text)
-                        if found:
-                            self.arrivals.setdefault(found.group(0), now)
+                        if found and found.group(0) not in self.arrivals:
+                            self.arrivals[found.group(0)] = now
+                            arrived(found.group(0))
                             if self.last_seq is not None and text.startswith('{"seq":'):
                                 self.seqs.setdefault(found.group(0), self.last_seq)
                     if "/ws/board" not in url:
@@ -242,15 +257,16 @@ async def measure(
     out: list[Sample] = []
     for i in range(samples):
         mark = f"bench-{run}-{i}"
+        everyone = asyncio.Event()
+        WAITING[mark] = ([len(boards)], everyone)
         sample = Sample(mark, time.time())
         await post(mark)
         sample.answered = time.time()
-        deadline = time.monotonic() + 30
-        while not all(mark in b.arrivals for b in boards):
-            if time.monotonic() > deadline:
-                progress(f"  WARNING: {mark} missing on some boards after 30 s")
-                break
-            await asyncio.sleep(0.001)
+        try:
+            await asyncio.wait_for(everyone.wait(), 30)
+        except TimeoutError:
+            progress(f"  WARNING: {mark} missing on some boards after 30 s")
+        del WAITING[mark]
         sample.latencies = [
             (b.arrivals[mark] - sample.sent) * 1000 for b in boards if mark in b.arrivals
         ]
