@@ -69,6 +69,11 @@ class Relay:
             loop.call_soon_threadsafe(self._hand_over, entries)
 
     def _hand_over(self, entries: list[Entry]) -> None:
+        # This process's boards first, right here: the hub takes only what continues its
+        # order (a gap waits for its gap rule), and skips what it has when the relay's pass
+        # hands the same entries again.
+        if self.deliver_locally is not None:
+            self.deliver_locally(entries)
         if len(self._handed) < HANDED_MAX:  # beyond it (the relay stalled) the log has them
             self._handed.update(entries)
         self._wakeup.set()
@@ -108,8 +113,12 @@ class Relay:
         failures = 0
         while True:
             woken = False
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when it is
+            # cancelled just as the wake-up is set, and the cancelled relay would run on
+            # (stop() then waits for it for ever).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wakeup.wait()
                 woken = True
             self._wakeup.clear()
             try:

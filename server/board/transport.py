@@ -63,9 +63,11 @@ class MemoryTransport:
     async def read(self, after: int, timeout: float) -> list[Entry]:
         async with self._changed:
             if not self._newer(after):
-                newer = self._changed.wait_for(lambda: self._newer(after))
                 try:
-                    await asyncio.wait_for(newer, timeout)
+                    # asyncio.timeout, not wait_for, which on Python 3.11 can swallow the
+                    # hub's cancellation when the condition is met at the same moment.
+                    async with asyncio.timeout(timeout):
+                        await self._changed.wait_for(lambda: self._newer(after))
                 except TimeoutError:
                     return []
             return [e for e in self._entries if e[0] > after][:READ_COUNT]

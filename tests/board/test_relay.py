@@ -157,3 +157,27 @@ async def test_handed_commits_behind_a_gap_wait_for_the_log_and_go_out_in_order(
         await transport.close()
         database.engine.dispose()
         other_process.engine.dispose()
+
+
+async def test_stop_ends_the_relay_even_when_a_commit_wakes_it_at_that_moment(
+    sqlite_url: str,
+) -> None:
+    """Python 3.11's asyncio.wait_for returns normally when cancelled just as what it waits
+    for completes; the relay then ran on and server shutdown waited for it for ever."""
+    database = Database(make_engine(sqlite_url))
+    transport = make_transport(None, "relay-test")
+    try:
+        for yields in range(6):  # the cancel lands a few loop turns after the wake-up
+            relay = Relay(database, transport, poll_seconds=3600)
+            await relay.start()
+            await asyncio.sleep(0.05)  # the relay waits for a wake-up
+            relay._wakeup.set()  # what a commit's hand-over does
+            for _ in range(yields):
+                await asyncio.sleep(0)
+            async with asyncio.timeout(HANG_GUARD_SECONDS):
+                await relay.stop()
+            assert relay._task is not None
+            assert relay._task.done()
+    finally:
+        await transport.close()
+        database.engine.dispose()
