@@ -702,9 +702,11 @@ def render(bench: Bench, stalls: dict[str, object]) -> str:
         "(one per event) and commit -> board (every board x every event), from the server's "
         "commit trace in the same run. Sampling is closed-loop: one event, every board receives "
         f"it, {PAUSE * 1000:.0f} ms pause, the next ({bench.samples} events x {bench.repeats} "
-        "repeats per row, both sides interleaved with both sets of boards connected). A p99 of "
-        f"{bench.samples} samples is the {worst(bench.samples - pct_index(bench.samples, 99))} "
-        "sample, so it moves with the machine's noise: compare it within a row only.",
+        "repeats per row, both sides interleaved with both sets of boards connected). A "
+        "percentile pools every board's arrival of every event: with one board the p99 of "
+        f"{bench.samples} is the {worst(bench.samples - pct_index(bench.samples, 99))} event; "
+        "with 100 or 1,000 boards it is set by the fan-outs of the one or two slowest events. "
+        "Either way it moves with the machine's noise: compare it within a row only.",
         "",
         "| boards | ours p50 | ours p99 | bare p50 | bare p99 | p99 ratio | POST->commit p50/p99 "
         "| commit->board p50/p99 |",
