@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 
 from server.board.hub import Hub
-from server.board.transport import Entry, make_transport
+from server.board.transport import Entry, EventTransport, make_transport
 from server.db.engine import make_engine
 from server.db.unit_of_work import Database, Tx
 from server.services.events import last_seq
@@ -19,6 +19,12 @@ HANG_GUARD_SECONDS = 10.0  # a hang guard, not a speed assertion
 
 def probe(tx: Tx) -> None:
     tx.record("probe.made", "probe", 1, city=None, payload={})
+
+
+async def published_up_to(transport: EventTransport, last: int) -> None:
+    async with asyncio.timeout(HANG_GUARD_SECONDS):
+        while await transport.top() < last:
+            await asyncio.sleep(0.01)
 
 
 async def test_the_first_commit_after_start_reaches_the_stream_on_its_wake_up(
@@ -32,9 +38,7 @@ async def test_the_first_commit_after_start_reaches_the_stream_on_its_wake_up(
     try:
         await asyncio.to_thread(database.run, probe)
         last = database.read(last_seq)
-        async with asyncio.timeout(HANG_GUARD_SECONDS):
-            while await transport.top() < last:
-                await asyncio.sleep(0.01)
+        await published_up_to(transport, last)
         assert await transport.top() == last
     finally:
         await relay.stop()
@@ -147,9 +151,7 @@ async def test_handed_commits_behind_a_gap_wait_for_the_log_and_go_out_in_order(
         await asyncio.to_thread(other_process.run, probe)  # never handed to our relay
         await asyncio.to_thread(database.run, probe)
         last = database.read(last_seq)
-        async with asyncio.timeout(HANG_GUARD_SECONDS):
-            while await transport.top() < last:
-                await asyncio.sleep(0.01)
+        await published_up_to(transport, last)
         published = await transport.read(last - 3, 0)
         assert [seq for seq, _ in published] == [last - 2, last - 1, last]
     finally:
