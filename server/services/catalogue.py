@@ -31,21 +31,11 @@ def capabilities(session: Session) -> dict[str, Capability]:
     }
 
 
-def known_with_rules(session: Session, codes: Iterable[str]) -> dict[str, list[str]]:
-    """Those of `codes` the catalogue holds, each with its substitution rules (the codes that
-    may fill a line asked for it). One query for the codes asked, not the whole catalogue:
-    posting a request runs it on every call."""
-    wanted = set(codes)
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(CapabilityRow.code, SubstitutionRow.substitute)
-        .outerjoin(SubstitutionRow, SubstitutionRow.for_capability == CapabilityRow.code)
-        .where(CapabilityRow.code.in_(wanted))
-        .order_by(SubstitutionRow.substitute)
-    )
+def rules_from(pairs: Iterable[tuple[str, str | None]]) -> dict[str, list[str]]:
+    """Capability code -> its substitution rules (the codes that may fill a line asked for it),
+    from (code, substitute) rows of capabilities outer-joined to their rules."""
     rules: dict[str, list[str]] = {}
-    for code, substitute in rows:
+    for code, substitute in pairs:
         subs = rules.setdefault(code, [])
         if substitute is not None:
             subs.append(substitute)

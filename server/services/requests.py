@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.db.tables import IncidentRow, OfferRow, RequestItemRow, RequestRow, ResourceRow
+from server.db.tables import (
+    CapabilityRow,
+    IncidentRow,
+    OfferRow,
+    RequestItemRow,
+    RequestRow,
+    ResourceRow,
+    SubstitutionRow,
+)
 from server.db.unit_of_work import Tx
 from server.db.writes import insert_new
 from server.domain.errors import Conflict, InvalidInput, NotFound
@@ -44,10 +52,8 @@ def create_request(
 ) -> dict[str, Any]:
     assert tx.actor is not None
     city = resolve_city(tx.actor, city, "posting an aid request")
-    # Two columns, not the ORM entity: this runs on every posted request.
-    incident = tx.session.execute(
-        select(IncidentRow.city, IncidentRow.exercise).where(IncidentRow.id == incident_id)
-    ).one_or_none()
+    codes = [i.capability for i in items] + [c for i in items for c in i.substitutes or ()]
+    incident, known = _incident_and_rules(tx.session, incident_id, codes)
     if incident is None:
         raise NotFound(f"no incident {incident_id}", field="incident_id")
     if incident.city != city:
@@ -57,9 +63,6 @@ def create_request(
         )
     if not 1 <= len(items) <= MAX_LINES:
         raise InvalidInput(f"a request has 1 to {MAX_LINES} items", field="items")
-    known = catalogue.known_with_rules(
-        tx.session, [i.capability for i in items] + [c for i in items for c in i.substitutes or ()]
-    )
     for index, item in enumerate(items):
         where = f"items.{index}"
         if item.capability not in known:
@@ -110,6 +113,27 @@ def create_request(
         "request.created", "request", request.id, city=city, payload=view, exercise=request.exercise
     )
     return view
+
+
+def _incident_and_rules(
+    session: Session, incident_id: int, codes: Iterable[str]
+) -> tuple[Any, dict[str, list[str]]]:
+    """The incident's row (city, exercise; None if there is none), and those of `codes` the
+    catalogue holds with their substitution rules: one round trip, as posting a request runs
+    it every time."""
+    rows = session.execute(
+        select(
+            IncidentRow.city, IncidentRow.exercise, CapabilityRow.code, SubstitutionRow.substitute
+        )
+        .select_from(IncidentRow)
+        .outerjoin(CapabilityRow, CapabilityRow.code.in_(set(codes)))
+        .outerjoin(SubstitutionRow, SubstitutionRow.for_capability == CapabilityRow.code)
+        .where(IncidentRow.id == incident_id)
+        .order_by(SubstitutionRow.substitute)
+    ).all()
+    if not rows:
+        return None, {}
+    return rows[0], catalogue.rules_from((r.code, r.substitute) for r in rows if r.code)
 
 
 def load_request(session: Session, request_id: int, *, lock: bool = False) -> RequestRow:

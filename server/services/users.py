@@ -50,7 +50,11 @@ def authenticate(session: Session, token: str, now: datetime) -> Actor:
     on every request (Database.read(..., one_statement=True))."""
     row = session.execute(
         select(
-            UserRow.id, UserRow.name, UserRow.role, UserRow.city, UserRow.revoked_at,
+            UserRow.id,
+            UserRow.name,
+            UserRow.role,
+            UserRow.city,
+            UserRow.revoked_at,
             UserRow.expires_at,
         ).where(UserRow.token_hash == hash_token(token))
     ).one_or_none()
