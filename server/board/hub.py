@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from sqlalchemy.orm import Session
 
 from server.board.frames import event_frame
+from server.board.snapshot import SharedSnapshot
 from server.board.transport import Entry, EventTransport
 from server.db.unit_of_work import Database, EventRows
 from server.services.events import event_view, events_after, last_seq
@@ -85,6 +86,7 @@ class Hub:
         self.check_seconds = check_seconds
         self.last_seq = 0
         self.subscribers: set[Subscriber] = set()
+        self.snapshots = SharedSnapshot.of(database)  # for boards that connect without `after`
         self._task: asyncio.Task[None] | None = None
         self._db_target = 0
         self._checked_at = 0.0

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
+from server.board.frames import snapshot_frame
 from server.db.tables import DeploymentRow, IncidentRow, OfferRow, ResourceRow
+from server.db.unit_of_work import Database
 from server.domain.model import LineStatus
 from server.domain.status import DeploymentStatus, OfferStatus, UnitStatus
 from server.services.events import last_seq
@@ -77,3 +81,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+class SharedSnapshot:
+    """Boards that connect together share one snapshot read and its encoding.
+
+    Only a read in flight is shared: a board that arrives while one runs waits for it instead
+    of starting its own (a reconnect storm of 120 boards made 120 reads of every open request,
+    and the encodings ran on the event loop). The picture may then be older than the board's
+    subscription; its session reads the difference from the log (`BoardSession._send`).
+    """
+
+    def __init__(self, read: Callable[[], tuple[int, str]]) -> None:
+        self._read = read
+        self._reading: asyncio.Future[tuple[int, str]] | None = None
+
+    @classmethod
+    def of(cls, database: Database) -> SharedSnapshot:
+        def read() -> tuple[int, str]:
+            snapshot = database.read(lambda s: read_snapshot(s, database.clock()))
+            return int(snapshot["seq"]), snapshot_frame(snapshot)  # encoded off the loop
+
+        return cls(read)
+
+    async def get(self) -> tuple[int, str]:
+        """(seq, frame): the snapshot and the seq it reflects."""
+        reading = self._reading
+        if reading is None:
+            reading = self._reading = asyncio.ensure_future(asyncio.to_thread(self._read))
+            reading.add_done_callback(self._finished)
+        # shield: a board that leaves meanwhile must not cancel the read the others wait for
+        return await asyncio.shield(reading)
+
+    def _finished(self, reading: asyncio.Future[tuple[int, str]]) -> None:
+        if self._reading is reading:
+            self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # retrieved here too: no "never retrieved" warning if all left

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from server.board.frames import heartbeat_frame, resync_frame, snapshot_frame
+from server.board.frames import heartbeat_frame, resync_frame
 from server.board.hub import Hub, Subscriber, read_log
-from server.board.snapshot import read_snapshot
 from server.db.unit_of_work import Database
 from server.domain.errors import Unauthenticated
 from server.domain.model import Actor
@@ -98,11 +97,13 @@ class BoardSession:
         self._active_at = 0.0
         self._heartbeat_due = False
         self._heartbeat_timer: asyncio.TimerHandle | None = None
+        self._subscribed_at = 0  # the hub's last seq when this board subscribed
 
     async def run(self, after: int | None) -> None:
         # Subscribe first, then read the log: whatever commits meanwhile is in the buffer,
         # and the seq rule in `_send` drops the overlap, so the seam has no gap and no double.
         subscriber = self.hub.subscribe(self.options.buffer_events, self._overflowed)
+        self._subscribed_at = self.hub.last_seq
         receiver = asyncio.create_task(self._receive())
         self._sender = asyncio.create_task(self._send(subscriber, after))
         try:
@@ -142,11 +143,12 @@ class BoardSession:
 
     async def _send(self, subscriber: Subscriber, after: int | None) -> None:
         if after is None:
-            snapshot = await asyncio.to_thread(
-                self.database.read, lambda s: read_snapshot(s, self.database.clock())
-            )
-            self.sent = snapshot["seq"]
-            await self.websocket.send_text(snapshot_frame(snapshot))
+            self.sent, frame = await self.hub.snapshots.get()
+            await self.websocket.send_text(frame)
+            # A shared read may have begun before this board subscribed: what the hub fanned
+            # out before then is not in the buffer, so it comes from the log.
+            if self.sent < self._subscribed_at:
+                await self._replay(self._subscribed_at)
         else:
             self.sent = after
             await self._replay(None)
