@@ -16,6 +16,7 @@ from typing import Any
 import redis
 from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.reliability.conftest import RigFactory
@@ -59,6 +60,8 @@ class BoardWatcher(threading.Thread):
                     message = json.loads(ws.recv(timeout=0.5))
                 except TimeoutError:
                     continue
+                except ConnectionClosed:
+                    return  # the rig is being torn down; what was seen is in self.types
                 if "seq" in message and message.get("type") != "snapshot":
                     self.types.append(message["type"])
 
@@ -163,6 +166,7 @@ def test_killed_workers_deliver_every_alert_once(
     all_done = time.time() - started
     time.sleep(2)  # let a late duplicate (if any) land before counting
     watcher.stop.set()
+    watcher.join(5)
 
     rows = deliveries(rig)
     expected = {f"alert-{a}-{c}" for a, c, _s, phone in rows if phone != POISON_PHONE}
@@ -239,6 +243,7 @@ def test_a_poison_job_ends_in_the_failed_registry_and_on_the_board(
     ):
         time.sleep(0.2)
     watcher.stop.set()
+    watcher.join(5)
     attempts = sum(1 for c in sinks.calls if c["failed"])
     print_figure(
         "T3 poison job",

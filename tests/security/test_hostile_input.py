@@ -124,16 +124,15 @@ MALFORMED = {
 def test_malformed_frames_close_only_that_socket(embedded: ServerStarter) -> None:  # noqa: F811
     server = embedded()
     client = api(server)
-    good = board(server)
-    assert receive(good)["type"] == "snapshot"
-    for name, frame in MALFORMED.items():
-        bad = raw_board(server.port)
-        bad.sendall(frame)
-        assert closed_by_server(bad), name
-        bad.close()
-        # The other board still gets every event, and the server still answers.
-        unit = add_unit(client, f"WS-{len(name)}-{name[:3].upper()}")
-        seen = events_until(good, last_seq(client))
-        assert any(e.get("entity_id") == str(unit["id"]) for e in seen), (name, seen)
-    assert client.get("/healthz").status_code == 200
-    good.close()
+    with board(server) as good:
+        assert receive(good)["type"] == "snapshot"
+        for name, frame in MALFORMED.items():
+            bad = raw_board(server.port)
+            bad.sendall(frame)
+            assert closed_by_server(bad), name
+            bad.close()
+            # The other board still gets every event, and the server still answers.
+            unit = add_unit(client, f"WS-{len(name)}-{name[:3].upper()}")
+            seen = events_until(good, last_seq(client))
+            assert any(e.get("entity_id") == str(unit["id"]) for e in seen), (name, seen)
+        assert client.get("/healthz").status_code == 200
