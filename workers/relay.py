@@ -70,8 +70,8 @@ class Relay:
 
     def _hand_over(self, entries: list[Entry]) -> None:
         # This process's boards first, right here: the hub takes only what continues its
-        # order (a gap waits for its gap rule), and skips what it has when the relay's pass
-        # hands the same entries again.
+        # order (a gap waits for its gap rule). The relay's pass hands them over again, which
+        # costs the hub a seq comparison each and covers a hub whose gap closed meanwhile.
         if self.deliver_locally is not None:
             self.deliver_locally(entries)
         if len(self._handed) < HANDED_MAX:  # beyond it (the relay stalled) the log has them

@@ -66,11 +66,12 @@ def read_log(database: Database, after: int, upto: int | None, limit: int) -> li
 
 def committed_entries(rows: EventRows) -> list[Entry]:
     """The rows a transaction has just committed, encoded as `read_log` encodes them."""
-    # UTC, as the database gives it back (the clock may hand the use case another zone).
-    return [
-        (row["seq"], event_frame(event_view(SimpleNamespace(**row))))
-        for row in ({**r, "created_at": r["created_at"].astimezone(UTC)} for r in rows)
-    ]
+    entries: list[Entry] = []
+    for row in rows:
+        # UTC, as the database gives it back (the clock may hand the use case another zone).
+        as_stored = SimpleNamespace(**{**row, "created_at": row["created_at"].astimezone(UTC)})
+        entries.append((row["seq"], event_frame(event_view(as_stored))))
+    return entries
 
 
 def read_last_seq(database: Database) -> int:
