@@ -42,9 +42,7 @@ def current_actor(
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
     token = credentials.credentials
-    actor = database.read(
-        lambda session: authenticate(session, token, database.clock()), one_statement=True
-    )
+    actor = database.read_one(lambda connection: authenticate(connection, token, database.clock()))
     # For the middlewares around the app: the rate limiter (a token that authenticated is not
     # held back by failures from its address) and the access log (who made the call).
     request.scope.setdefault("b40", {})["actor"] = actor

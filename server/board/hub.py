@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC
 from types import SimpleNamespace
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from server.board.frames import event_frame
 from server.board.snapshot import SharedSnapshot
@@ -57,11 +57,11 @@ class Subscriber:
 def read_log(database: Database, after: int, upto: int | None, limit: int) -> list[Entry]:
     """Committed events after `after` (up to `upto`), encoded as board frames."""
 
-    def read(session: Session) -> list[Entry]:
-        views = events_after(session, after, limit)
+    def read(connection: Connection) -> list[Entry]:
+        views = events_after(connection, after, limit)
         return [(v["seq"], event_frame(v)) for v in views if upto is None or v["seq"] <= upto]
 
-    return database.read(read, one_statement=True)
+    return database.read_one(read)
 
 
 def committed_entries(rows: EventRows) -> list[Entry]:
@@ -75,7 +75,7 @@ def committed_entries(rows: EventRows) -> list[Entry]:
 
 
 def read_last_seq(database: Database) -> int:
-    return database.read(last_seq, one_statement=True)
+    return database.read_one(last_seq)
 
 
 class Hub:

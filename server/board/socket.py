@@ -70,9 +70,8 @@ async def _actor(database: Database, token: str | None) -> Actor | None:
         return None
     try:
         return await asyncio.to_thread(
-            lambda: database.read(
-                lambda session: authenticate(session, token, database.clock()),
-                one_statement=True,
+            lambda: database.read_one(
+                lambda connection: authenticate(connection, token, database.clock())
             )
         )
     except Unauthenticated:

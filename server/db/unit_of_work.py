@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,6 +104,10 @@ class Database:
         self.engine = engine
         self.clock = clock
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        single: dict[str, Any] = {READ_ONLY: True}
+        if engine.dialect.name == "postgresql":
+            single["isolation_level"] = "AUTOCOMMIT"
+        self._single_statements = engine.execution_options(**single)
         self._after_commit: list[AfterCommitRows] = []
         self.events_appended = 0  # by this process, for /metrics
         self._appended_lock = threading.Lock()
@@ -155,29 +159,33 @@ class Database:
             self._notify(rows)
         return result
 
-    def read(self, fn: Callable[[Session], T], *, one_statement: bool = False) -> T:
+    def read(self, fn: Callable[[Session], T]) -> T:
         """A read-only transaction: every read in one snapshot, never a write lock.
 
         PostgreSQL: REPEATABLE READ (one snapshot for the whole transaction, not per
         statement). SQLite: a deferred BEGIN over WAL, which is a snapshot too (engine.py).
-        `one_statement=True` is for a read that is a single SELECT (authentication, the board's
-        log reads, run on every request and every commit): a statement sees one snapshot by
-        itself, so on PostgreSQL it runs in autocommit, without the BEGIN and COMMIT round trips.
         """
         options: dict[str, Any] = {READ_ONLY: True}
         if self.engine.dialect.name == "postgresql":
-            options["isolation_level"] = "AUTOCOMMIT" if one_statement else "REPEATABLE READ"
-        for attempt in (1, 2):
-            try:
-                with self.sessions() as session, session.begin():
-                    session.connection(execution_options=options)
-                    return fn(session)
-            except DBAPIError as error:
-                # A dead pooled connection (the database restarted, a backend was terminated):
-                # the pool has dropped it and its elders; a read can simply run again.
-                if attempt == 2 or not error.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")
+            options["isolation_level"] = "REPEATABLE READ"
+
+        def in_session() -> T:
+            with self.sessions() as session, session.begin():
+                session.connection(execution_options=options)
+                return fn(session)
+
+        return _again_if_connection_lost(in_session)
+
+    def read_one(self, fn: Callable[[Connection], T]) -> T:
+        """A read that is a single SELECT, on a plain connection: no Session, no transaction
+        block on PostgreSQL (a statement sees one snapshot by itself), so no BEGIN and COMMIT
+        round trips. For the reads that run on every request and every commit: authentication
+        and the board's log reads."""
+        return _again_if_connection_lost(lambda: self._read_one_once(fn))
+
+    def _read_one_once(self, fn: Callable[[Connection], T]) -> T:
+        with self._single_statements.connect() as connection:
+            return fn(connection)
 
     def run_idempotent(
         self,
@@ -207,6 +215,18 @@ class Database:
                 log.exception("after-commit callback failed")
 
 
+def _again_if_connection_lost(read: Callable[[], T]) -> T:
+    """Run a read; run it once more if its pooled connection was dead (the database
+    restarted, a backend was terminated): the pool has dropped it and its elders."""
+    for attempt in (1, 2):
+        try:
+            return read()
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
 class _LostBeforeCommit(Exception):
     """The connection died before COMMIT was sent: the transaction did not happen."""
 
@@ -225,6 +245,20 @@ def is_transient(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
+# Core statements built once, run on the session's connection: this runs in every writing
+# transaction, and the ORM's per-object bookkeeping, building a statement and computing its
+# cache key cost more than the SQL (a statement object keeps its cache key once computed).
+_COUNTER = cast(Table, EventCounterRow.__table__)
+_TAKE_SEQS = (
+    update(_COUNTER)
+    .where(_COUNTER.c.id == 1)
+    .values(seq=_COUNTER.c.seq + bindparam("count"))
+    .returning(_COUNTER.c.seq, _COUNTER.c.head_hash)
+)
+_SET_HEAD = update(_COUNTER).where(_COUNTER.c.id == 1).values(head_hash=bindparam("head"))
+_INSERT_EVENTS = insert(cast(Table, EventRow.__table__))
+
+
 def append_events(session: Session, tx: Tx) -> EventRows:
     """Give the transaction's events their seqs and chain hashes, write them; return the rows.
 
@@ -236,15 +270,11 @@ def append_events(session: Session, tx: Tx) -> EventRows:
     if not tx.events:
         return []
     count = len(tx.events)
-    # Core statements, not the ORM's unit of work: this runs in every writing transaction, and
-    # the ORM's per-object bookkeeping and bulk-update synchronisation cost more than the SQL.
-    counter = cast(Table, EventCounterRow.__table__)
-    last, head = session.execute(
-        update(counter)
-        .where(counter.c.id == 1)
-        .values(seq=counter.c.seq + count)
-        .returning(counter.c.seq, counter.c.head_hash)
-    ).one()
+    # The use case's pending ORM changes go out first, so the counter's lock is not held
+    # while they are written (a Core statement on the connection does not autoflush).
+    session.flush()
+    connection = session.connection()
+    last, head = connection.execute(_TAKE_SEQS, {"count": count}).one()
     first = last - count + 1
     actor = tx.actor
     rows: list[dict[str, Any]] = []
@@ -265,8 +295,8 @@ def append_events(session: Session, tx: Tx) -> EventRows:
         head = event_hash(head, record_of(row))
         row["hash"] = head
         rows.append(row)
-    session.execute(insert(cast(Table, EventRow.__table__)), rows)
-    session.execute(update(counter).where(counter.c.id == 1).values(head_hash=head))
+    connection.execute(_INSERT_EVENTS, rows)
+    connection.execute(_SET_HEAD, {"head": head})
     tx.events.clear()
     return rows
 

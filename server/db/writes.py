@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert, inspect
+from sqlalchemy import Insert, Table, insert, inspect
 from sqlalchemy.orm import Session
 
 from server.db.tables import Base
+
+
+@functools.cache
+def _insert_returning_key(table: Table, key: str) -> Insert:
+    """Built once per table: a statement object keeps its cache key once computed."""
+    return insert(table).returning(table.c[key], sort_by_parameter_order=True)
 
 
 def insert_new(session: Session, rows: Sequence[Base]) -> None:
@@ -31,8 +38,7 @@ def insert_new(session: Session, rows: Sequence[Base]) -> None:
     for row in rows:
         state = vars(row)
         values.append({column: state[attr] for attr, column in columns if attr in state})
-    ids = session.execute(
-        insert(table).returning(table.c[key.key], sort_by_parameter_order=True), values
-    ).scalars()
+    session.flush()  # what the use case added before goes first, as session.execute would
+    ids = session.connection().execute(_insert_returning_key(table, key.key), values).scalars()
     for row, new_id in zip(rows, ids, strict=True):
         setattr(row, mapper.get_property_by_column(key).key, new_id)

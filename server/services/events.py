@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.orm import Session
 
 from server.db.tables import EventCounterRow, EventRow
@@ -26,7 +26,7 @@ def event_view(row: Any) -> dict[str, Any]:
     }
 
 
-def events_after(session: Session, after: int, limit: int) -> list[dict[str, Any]]:
+def events_after(session: Session | Connection, after: int, limit: int) -> list[dict[str, Any]]:
     # Plain rows, not ORM objects: the relay runs this after every commit, and the event log
     # is append-only, so there is nothing to track.
     events = cast(Table, EventRow.__table__)
@@ -36,7 +36,7 @@ def events_after(session: Session, after: int, limit: int) -> list[dict[str, Any
     return [event_view(r) for r in rows]
 
 
-def last_seq(session: Session) -> int:
+def last_seq(session: Session | Connection) -> int:
     """The highest committed seq (the counter row, read without a lock)."""
     value = session.scalar(select(EventCounterRow.seq).where(EventCounterRow.id == 1))
     if value is None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from server.db.tables import (
@@ -115,22 +115,27 @@ def create_request(
     return view
 
 
+_INCIDENT_AND_RULES = (
+    select(IncidentRow.city, IncidentRow.exercise, CapabilityRow.code, SubstitutionRow.substitute)
+    .select_from(IncidentRow)
+    .outerjoin(CapabilityRow, CapabilityRow.code.in_(bindparam("codes", expanding=True)))
+    .outerjoin(SubstitutionRow, SubstitutionRow.for_capability == CapabilityRow.code)
+    .where(IncidentRow.id == bindparam("incident_id"))
+    .order_by(SubstitutionRow.substitute)
+)
+
+
 def _incident_and_rules(
     session: Session, incident_id: int, codes: Iterable[str]
 ) -> tuple[Any, dict[str, list[str]]]:
     """The incident's row (city, exercise; None if there is none), and those of `codes` the
     catalogue holds with their substitution rules: one round trip, as posting a request runs
     it every time."""
-    rows = session.execute(
-        select(
-            IncidentRow.city, IncidentRow.exercise, CapabilityRow.code, SubstitutionRow.substitute
-        )
-        .select_from(IncidentRow)
-        .outerjoin(CapabilityRow, CapabilityRow.code.in_(set(codes)))
-        .outerjoin(SubstitutionRow, SubstitutionRow.for_capability == CapabilityRow.code)
-        .where(IncidentRow.id == incident_id)
-        .order_by(SubstitutionRow.substitute)
-    ).all()
+    rows = (
+        session.connection()
+        .execute(_INCIDENT_AND_RULES, {"incident_id": incident_id, "codes": sorted(set(codes))})
+        .all()
+    )
     if not rows:
         return None, {}
     return rows[0], catalogue.rules_from((r.code, r.substitute) for r in rows if r.code)

@@ -70,7 +70,7 @@ def test_a_read_is_one_snapshot_even_when_a_commit_lands_between_its_statements(
     database.engine.dispose()
 
 
-def test_a_one_statement_read_runs_outside_a_transaction_block_and_sees_the_latest_commit(
+def test_a_single_statement_read_runs_outside_a_transaction_block_and_sees_the_latest_commit(
     pg_url: str,
 ) -> None:
     """Authentication and the board's log reads are single SELECTs: on PostgreSQL they run in
@@ -84,17 +84,16 @@ def test_a_one_statement_read_runs_outside_a_transaction_block_and_sees_the_late
     def record(tx: Tx) -> None:
         tx.record("probe.made", "probe", 1, city=None, payload={})
 
-    def count_and_state(session: Any) -> tuple[int, Any]:
-        value = session.execute(text("SELECT count(*) FROM events")).scalar()
-        dbapi = session.connection().connection.dbapi_connection
-        return value, dbapi.info.transaction_status
+    def count_and_state(connection: Any) -> tuple[int, Any]:
+        value = connection.execute(text("SELECT count(*) FROM events")).scalar()
+        return value, connection.connection.dbapi_connection.info.transaction_status
 
-    before, state = database.read(count_and_state, one_statement=True)
+    before, state = database.read_one(count_and_state)
     assert state == psycopg.pq.TransactionStatus.IDLE, "no transaction block was opened"
     database.run(record)
-    after, _ = database.read(count_and_state, one_statement=True)
+    after, _ = database.read_one(count_and_state)
     assert after == before + 1
     # The connection goes back to the pool as it came: the next read is a snapshot again.
-    _, state = database.read(count_and_state)
+    _, state = database.read(lambda s: count_and_state(s.connection()))
     assert state == psycopg.pq.TransactionStatus.INTRANS
     database.engine.dispose()

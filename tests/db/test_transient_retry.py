@@ -107,6 +107,6 @@ def test_reads_and_writes_after_every_pooled_connection_was_terminated(pg_url: s
 
     database.run(lambda tx: tx.record("after.restart", "probe", 1, city=None, payload={}))
     seen = "SELECT count(*) FROM events WHERE type = 'after.restart'"
-    assert database.read(lambda s: s.execute(text(seen)).scalar(), one_statement=True) == 1
+    assert database.read_one(lambda c: c.execute(text(seen)).scalar()) == 1
     assert database.read(lambda s: s.execute(text(seen)).scalar()) == 1
     database.engine.dispose()
