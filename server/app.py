@@ -37,6 +37,7 @@ from server.board.transport import make_transport
 from server.db.engine import make_engine
 from server.db.migrate import require_migrated, upgrade
 from server.db.unit_of_work import Clock, Database, utc_now
+from server.services.credentials import REVOKED, TokenCache
 from server.services.demo import load_demo
 from server.services.users import ensure_admin_token
 from workers.pipeline import AlertPipeline
@@ -95,6 +96,7 @@ def create_app(
             deliver_locally=hub.deliver_local,
         )
         app.state.board_hub = hub
+        hub.watch(REVOKED, lambda event: tokens.on_events([event]))  # other processes' too
         app.state.event_relay = relay  # read by /metrics (relay lag)
         await hub.start()
         await relay.start()
@@ -117,6 +119,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.database = database
+    tokens = TokenCache()
+    database.on_commit_rows(tokens.on_events)  # this process's revocations, before replying
+    app.state.tokens = tokens
     app.state.alert_config = alert_runtime.config
     app.state.alert_queue = alert_runtime.queue
     app.state.board_options = board_socket.BoardOptions(

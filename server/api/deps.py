@@ -15,7 +15,7 @@ from config.settings import Settings, route_factors
 from server.db.unit_of_work import Database, IdempotencyClaim
 from server.domain.errors import Unauthenticated
 from server.domain.model import Actor
-from server.services.users import authenticate
+from server.services.credentials import TokenCache
 
 bearer = HTTPBearer(auto_error=False, description="A B40 token: `Authorization: Bearer <token>`")
 
@@ -34,15 +34,15 @@ Db = Annotated[Database, Depends(get_database)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
-def current_actor(
+async def current_actor(
     request: Request,
     database: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     if credentials is None or not credentials.credentials:
         raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
-    token = credentials.credentials
-    actor = database.read_one(lambda connection: authenticate(connection, token, database.clock()))
+    tokens: TokenCache = request.app.state.tokens
+    actor = await tokens.actor(database, credentials.credentials)
     # For the middlewares around the app: the rate limiter (a token that authenticated is not
     # held back by failures from its address) and the access log (who made the call).
     request.scope.setdefault("b40", {})["actor"] = actor

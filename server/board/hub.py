@@ -10,12 +10,14 @@ hub reads the log itself after one check interval.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC
 from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -28,6 +30,7 @@ from server.services.events import event_view, events_after, last_seq
 log = logging.getLogger(__name__)
 trace = logging.getLogger("b40.trace")  # hop timestamps for bench/board.py; off by default
 BACKFILL_PAGE = 1_000
+Watcher = Callable[[dict[str, Any]], None]
 
 
 class Subscriber:
@@ -89,6 +92,7 @@ class Hub:
         self.subscribers: set[Subscriber] = set()
         self.snapshots = SharedSnapshot.of(database)  # for boards that connect without `after`
         self._task: asyncio.Task[None] | None = None
+        self._watchers: list[tuple[str, str, Watcher]] = []
         self._db_target = 0
         self._checked_at = 0.0
 
@@ -100,6 +104,12 @@ class Hub:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def watch(self, event_type: str, callback: Watcher) -> None:
+        """Call `callback` with each event of `event_type` this hub passes on, in seq order:
+        every process's commits, gap-free, as its boards get them."""
+        marker = f'"type":{json.dumps(event_type)}'  # frames are compact JSON (frames.py)
+        self._watchers.append((marker, event_type, callback))
 
     def subscribe(self, bound: int, on_overflow: Callable[[], None] | None = None) -> Subscriber:
         subscriber = Subscriber(bound, on_overflow)
@@ -177,6 +187,14 @@ class Hub:
 
     def _fan_out(self, entry: Entry) -> None:
         self.last_seq = entry[0]
+        for marker, event_type, callback in self._watchers:
+            if marker in entry[1]:  # a cheap test first: most frames are of other types
+                event = json.loads(entry[1])
+                if event.get("type") == event_type:
+                    try:
+                        callback(event)
+                    except Exception:
+                        log.exception("hub watcher for %s failed", event_type)
         dropped = [s for s in self.subscribers if not s.push(entry)]
         for subscriber in dropped:
             self.subscribers.discard(subscriber)

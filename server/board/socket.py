@@ -15,7 +15,7 @@ from server.board.hub import Hub, Subscriber, read_log
 from server.db.unit_of_work import Database
 from server.domain.errors import Unauthenticated
 from server.domain.model import Actor
-from server.services.users import authenticate
+from server.services.credentials import TokenCache
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -49,7 +49,7 @@ async def board_socket(websocket: WebSocket) -> None:
             await websocket.close(POLICY_VIOLATION, reason="after must be a seq (integer >= 0)")
             return
         after = int(after_param)
-    if await _actor(database, token) is None:
+    if await _actor(websocket, database, token) is None:
         await websocket.close(POLICY_VIOLATION, reason="a valid token is required")
         return
     await websocket.accept()
@@ -65,15 +65,12 @@ def _token(websocket: WebSocket) -> str | None:
     return websocket.query_params.get("token") or None
 
 
-async def _actor(database: Database, token: str | None) -> Actor | None:
+async def _actor(websocket: WebSocket, database: Database, token: str | None) -> Actor | None:
     if token is None:
         return None
+    tokens: TokenCache = websocket.app.state.tokens
     try:
-        return await asyncio.to_thread(
-            lambda: database.read_one(
-                lambda connection: authenticate(connection, token, database.clock())
-            )
-        )
+        return await tokens.actor(database, token)
     except Unauthenticated:
         return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -49,17 +50,33 @@ _TOKEN_HOLDER = select(
 ).where(UserRow.token_hash == bindparam("token_hash"))
 
 
-def authenticate(connection: Connection, token: str, now: datetime) -> Actor:
-    """The actor behind a token: one SELECT of the columns needed, built once, on a plain
-    connection (Database.read_one), as it runs on every request."""
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A token's holder as the users table has it: who acts, and until when."""
+
+    actor: Actor
+    expires_at: datetime | None
+
+    def actor_at(self, now: datetime) -> Actor:
+        if self.expires_at is not None and self.expires_at <= now:
+            raise Unauthenticated("token expired")
+        return self.actor
+
+
+def credential_of(connection: Connection, token: str) -> Credential:
+    """The holder of a live (not revoked) token: one SELECT of the columns needed, built
+    once, on a plain connection (Database.read_one)."""
     row = connection.execute(_TOKEN_HOLDER, {"token_hash": hash_token(token)}).one_or_none()
     if row is None:
         raise Unauthenticated("unknown token")
     if row.revoked_at is not None:
         raise Unauthenticated("token revoked")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise Unauthenticated("token expired")
-    return Actor(user_id=row.id, name=row.name, role=Role(row.role), city=row.city)
+    actor = Actor(user_id=row.id, name=row.name, role=Role(row.role), city=row.city)
+    return Credential(actor, row.expires_at)
+
+
+def authenticate(connection: Connection, token: str, now: datetime) -> Actor:
+    return credential_of(connection, token).actor_at(now)
 
 
 def create_user(
