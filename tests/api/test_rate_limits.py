@@ -4,11 +4,15 @@ is down, never a 5xx."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from config.settings import Settings
+from server.api import ratelimit
+from server.api.ratelimit import Limit, RedisBuckets
 from server.app import create_app
 from tests.conftest import REDIS_URL, free_port
 from tests.factories import ADMIN_TOKEN, Api
@@ -106,3 +110,55 @@ def test_redis_down_falls_back_to_memory(sqlite_url: str) -> None:
         api.user("athens", "city_operator", "athens")
         statuses = [api.post("athens", "/api/v1/incidents", INCIDENT).status_code for _ in range(5)]
     assert statuses == [201, 201, 201, 429, 429]
+
+
+async def _settled(*buckets: RedisBuckets) -> None:
+    """Let the units being fetched ahead arrive (a test wants the worst case: all held)."""
+    for bucket in buckets:
+        await asyncio.gather(*bucket._fetching.values(), return_exceptions=True)
+
+
+async def test_units_taken_ahead_never_admit_more_than_the_shared_bucket(
+    redis_prefix: str,
+) -> None:
+    """Two processes, one token, writes alternating between them: each write after the
+    first in a process goes through on a unit it took ahead, yet together they admit at most
+    the bucket's burst, and at least the burst minus the one unit each may hold unused."""
+    limit = Limit(rate=SLOW, burst=10)
+    first, second = RedisBuckets(REDIS_URL, redis_prefix), RedisBuckets(REDIS_URL, redis_prefix)
+    try:
+        admitted = 0
+        for n in range(30):
+            bucket = (first, second)[n % 2]
+            ahead_before = bucket.ahead.get("write:t", (0, 0.0))[0]
+            decision = await bucket.take("write:t", limit, 1)
+            admitted += decision.allowed
+            if decision.allowed and ahead_before:
+                assert bucket.ahead["write:t"][0] == ahead_before - 1, "the held unit was used"
+            await _settled(first, second)
+        assert limit.burst - 2 <= admitted <= limit.burst
+        refused = await first.take("write:t", limit, 1)
+        assert not refused.allowed
+        assert refused.retry_after > 0
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_unit_held_ahead_expires_unused(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "HOLD_SECONDS", 0.05)
+    limit = Limit(rate=SLOW, burst=3)
+    buckets = RedisBuckets(REDIS_URL, redis_prefix)
+    try:
+        assert (await buckets.take("write:t", limit, 1)).allowed  # 1 used, 1 held: 1 left
+        assert buckets.ahead["write:t"][0] == 1
+        await asyncio.sleep(0.1)
+        # The held unit is past its time: this write asks Redis, which has one unit left.
+        assert (await buckets.take("write:t", limit, 1)).allowed
+        assert buckets.ahead.get("write:t", (0, 0.0))[0] == 0
+        await asyncio.sleep(0.1)
+        assert not (await buckets.take("write:t", limit, 1)).allowed
+    finally:
+        await buckets.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-
 from server.db.engine import make_engine
 from server.db.unit_of_work import Database
 from server.services.credentials import TokenCache

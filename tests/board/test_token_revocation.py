@@ -6,8 +6,8 @@ import time
 
 import httpx
 
-from tests.board.conftest import WAIT, ServerStarter
 from server.services.credentials import TTL_SECONDS
+from tests.board.conftest import WAIT, ServerStarter
 from tests.conftest import ADMIN_TOKEN
 
 
