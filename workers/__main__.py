@@ -41,24 +41,32 @@ def run_worker(
     worker_class = SimpleWorker if simple else Worker
     worker = worker_class([queue], connection=connection, name=name)
     pipeline = None
+    waker = None
     if planner:
         from workers.pipeline import AlertPipeline
+        from workers.wakeup import StreamWaker
 
         pipeline = AlertPipeline(
             rt,
             tick_seconds=settings.alert_tick_seconds,
             redeliver_after_seconds=settings.alert_redeliver_after_seconds,
         )
+        # The API processes' commits, as they reach the board's stream (workers/wakeup.py).
+        waker = StreamWaker(settings.redis_url, settings.redis_prefix, pipeline.wake)
     if not simple:
         runtime.prepare_to_fork(rt)
         # Objects alive now (modules, settings, the engine) are never freed; frozen, the
         # collector in a work-horse does not walk them, so it does not copy their pages.
         gc.freeze()
+    if waker is not None:
+        waker.start()
     if pipeline is not None:
         pipeline.start()
     try:
         return bool(worker.work(burst=burst, with_scheduler=with_scheduler))
     finally:
+        if waker is not None:
+            waker.stop()
         if pipeline is not None:
             pipeline.stop()
 

@@ -85,7 +85,7 @@ class RedisStreamTransport:
     def __init__(self, url: str, prefix: str) -> None:
         import redis.asyncio as aioredis
 
-        self.key = f"{prefix}:events"
+        self.key = stream_key(prefix)
         # Two clients: a blocking XREAD must not hold up the relay's XADDs.
         self._writer = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._reader = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=None)
@@ -123,6 +123,11 @@ class RedisStreamTransport:
     async def close(self) -> None:
         await self._writer.aclose()
         await self._reader.aclose()
+
+
+def stream_key(prefix: str) -> str:
+    """The deployment's event stream (also followed by the workers' alert planners)."""
+    return f"{prefix}:events"
 
 
 def _seq_of(entry_id: bytes | str) -> int:

@@ -135,9 +135,9 @@ class Rig:
     hook: HttpSink
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, *, planner: bool = False) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker"],
+            [sys.executable, "-m", "server.cli", "worker", *(["--planner"] if planner else [])],
             env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL,
             stderr=open(os.environ.get("B40_TEST_WORKER_LOG", os.devnull), "ab"),  # noqa: SIM115
@@ -171,7 +171,7 @@ def rig_factory(pg_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Call
     rigs: list[Rig] = []
     clients: list[TestClient] = []
 
-    def make(*, tick_seconds: float = 0.3) -> Rig:
+    def make(*, tick_seconds: float = 0.3, planner_in_api: bool = True) -> Rig:
         smtp = SmtpSink()
         controller = Controller(smtp, hostname="127.0.0.1", port=free_port())
         controller.start()
@@ -200,6 +200,7 @@ def rig_factory(pg_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[Call
             },
             admin_token=ADMIN_TOKEN,
             demo=False,
+            alert_pipeline=planner_in_api,
         )
         client = TestClient(create_app(settings, prepare=False))
         client.__enter__()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.registry import FailedJobRegistry
 
 from alerts.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
@@ -144,3 +144,20 @@ def test_a_worker_killed_mid_send_leads_to_exactly_one_delivery_after_restart(
     assert len(rig.smtp.accepted) == 1
     assert rig.smtp.received == 2
     assert len(rig.events("alert.sent")) == 1
+
+
+def test_a_planner_in_a_worker_is_woken_by_the_api_processes_commits(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    """docker-compose.yml's topology: the API plans no alerts (B40_ALERT_PIPELINE=0), the
+    worker runs the planner. Its tick is two minutes here, so only the wake-up from the
+    board's stream (workers/wakeup.py) can alert the officers within the wait below."""
+    rig = rig_factory(tick_seconds=120, planner_in_api=False)
+    rig.start_worker(planner=True)
+    connection = redis.Redis.from_url(REDIS_URL)
+    queue = Queue(rig.env["B40_REDIS_PREFIX"] + ":alerts", connection=connection)
+    wait_for(lambda: Worker.all(queue=queue), "the worker started (planner and wake-up first)")
+    scenario(rig.api, rig.hook.url)
+    [alert] = wait_for(lambda: rig.alerts(), "an alert planned by the worker", seconds=30)
+    assert alert["facts"]["requesting_city"] == "athens"
+    wait_for(lambda: rig.smtp.accepted, "the officer's e-mail")
