@@ -256,7 +256,21 @@ _TAKE_SEQS = (
     .returning(_COUNTER.c.seq, _COUNTER.c.head_hash)
 )
 _SET_HEAD = update(_COUNTER).where(_COUNTER.c.id == 1).values(head_hash=bindparam("head"))
-_INSERT_EVENTS = insert(cast(Table, EventRow.__table__))
+_EVENTS = cast(Table, EventRow.__table__)
+_INSERT_EVENTS = insert(_EVENTS)
+# PostgreSQL: one event (most transactions record one) and the new chain head in a single
+# statement, a data-modifying CTE; a round trip fewer on every write. SQLite has no such CTE.
+_APPEND_ONE = (
+    update(_COUNTER)
+    .where(_COUNTER.c.id == 1)
+    .values(head_hash=bindparam("head"))
+    .add_cte(
+        insert(_EVENTS)
+        .values({c.key: bindparam(f"new_{c.key}") for c in _EVENTS.columns})
+        .returning(_EVENTS.c.seq)
+        .cte("new_event")
+    )
+)
 
 
 def append_events(session: Session, tx: Tx) -> EventRows:
@@ -295,8 +309,13 @@ def append_events(session: Session, tx: Tx) -> EventRows:
         head = event_hash(head, record_of(row))
         row["hash"] = head
         rows.append(row)
-    connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_SET_HEAD, {"head": head})
+    if len(rows) == 1 and connection.dialect.name == "postgresql":
+        connection.execute(
+            _APPEND_ONE, {"head": head} | {f"new_{k}": v for k, v in rows[0].items()}
+        )
+    else:
+        connection.execute(_INSERT_EVENTS, rows)
+        connection.execute(_SET_HEAD, {"head": head})
     tx.events.clear()
     return rows
 

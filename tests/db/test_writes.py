@@ -69,3 +69,39 @@ def test_rows_get_their_own_ids_in_order_and_column_defaults_apply(database_url:
     assert len({i.id for i in items}) == 3
     assert all(s.offered == 0 and s.returned == 0 for s in stored)
     database.engine.dispose()
+
+
+def test_one_event_and_the_new_chain_head_go_in_one_statement_on_postgresql(
+    database_url: str,
+) -> None:
+    """append_events: a transaction's seqs (the counter row, locked), then on PostgreSQL the
+    event and the head in one data-modifying CTE; SQLite has none, so two statements. Either
+    way the chain verifies and the head is the event's hash."""
+    from sqlalchemy import event as sa_event
+
+    from server.db.audit import verify_log
+    from server.db.tables import EventCounterRow, EventRow
+
+    database = Database(make_engine(Settings(database_url=database_url).database_url))
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    def record(tx: Tx) -> None:
+        tx.record("probe.made", "probe", 1, city=None, payload={"n": 1})
+        sa_event.listen(database.engine, "before_cursor_execute", count)
+
+    database.run(record)
+    sa_event.remove(database.engine, "before_cursor_execute", count)
+    appended = [s for s in statements if "event_counter" in s or "INSERT INTO events" in s]
+    expected = 2 if database.engine.dialect.name == "postgresql" else 3
+    assert len(appended) == expected, appended
+    with database.sessions() as session:
+        assert verify_log(session).ok
+        head = session.get(EventCounterRow, 1)
+        last = session.scalars(select(EventRow).order_by(EventRow.seq.desc())).first()
+        assert head is not None
+        assert last is not None
+        assert (head.seq, head.head_hash) == (last.seq, last.hash)
+    database.engine.dispose()
