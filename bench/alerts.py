@@ -77,8 +77,9 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def worker(env: dict[str, str], simple: bool) -> subprocess.Popen[bytes]:
+def worker(env: dict[str, str], simple: bool, planner: bool = False) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "server.cli", "worker"] + (["--simple"] if simple else [])
+    args += ["--planner"] if planner else []
     return subprocess.Popen(
         args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -98,6 +99,22 @@ def noop_round_trips(queue: Queue) -> list[float]:
         assert result is not None
         times.append(time.perf_counter() - start)
     return times
+
+
+def commit_to_email(
+    api: Api, sink: Sink, commits: dict[int, float], body: dict[str, Any]
+) -> list[float]:
+    """Post LATENCY_ALERTS requests one after another; seconds from each commit to its e-mail."""
+    latencies = []
+    for _ in range(LATENCY_ALERTS):
+        known = set(sink.accepted)
+        api.ok(api.post("athens", "/api/v1/requests", body), 201)
+        sink.wait(len(known) + 1)
+        [alert_id] = set(sink.accepted) - known
+        accepted = sink.accepted[alert_id]
+        seq = api.ok(api.get("admin", f"/api/v1/alerts/{alert_id}"))["source_seq"]
+        latencies.append(accepted - commits[seq])
+    return latencies
 
 
 def run() -> dict[str, Any]:
@@ -172,15 +189,7 @@ def run() -> dict[str, Any]:
                     noop_round_trips(queue)  # warm up: the worker is listening
                     out[f"noop_{mode}"] = noop_round_trips(queue)
                     progress(f"{mode}: commit -> e-mail latency")
-                    latencies = []
-                    for _ in range(LATENCY_ALERTS):
-                        known = set(sink.accepted)
-                        api.ok(api.post("athens", "/api/v1/requests", body), 201)
-                        sink.wait(len(known) + 1)
-                        [alert_id] = set(sink.accepted) - known
-                        accepted = sink.accepted[alert_id]
-                        seq = api.ok(api.get("admin", f"/api/v1/alerts/{alert_id}"))["source_seq"]
-                        latencies.append(accepted - commits[seq])
+                    latencies = commit_to_email(api, sink, commits, body)
                     out[f"latency_{mode}"] = latencies
                 finally:
                     stop(process)
@@ -217,6 +226,19 @@ def run() -> dict[str, Any]:
                         f"/api/v1/duty-officers/{officer_id}/active",
                         params={"active": False},
                     )
+        # docker-compose.yml's topology: the API plans no alerts, a worker runs the planner
+        # and learns of the API's commits from the board's stream (workers/wakeup.py).
+        app = create_app(settings.model_copy(update={"alert_pipeline": False}), prepare=False)
+        app.state.database.on_commit(lambda seq: commits.setdefault(seq, time.time()))
+        with TestClient(app) as client:
+            api = Api(client=client, tokens=api.tokens)
+            process = worker(env, simple=False, planner=True)
+            try:
+                noop_round_trips(queue)  # the worker is listening (its planner started first)
+                progress("planner in the worker: commit -> e-mail latency")
+                out["latency_planner"] = commit_to_email(api, sink, commits, body)
+            finally:
+                stop(process)
     finally:
         smtp.stop()
         for key in redis.Redis.from_url(REDIS_URL).scan_iter(f"*{prefix}*"):
@@ -241,6 +263,11 @@ def write(out: dict[str, Any]) -> str:
             f"| {label} | {ms(pct(lat, 50))} | {ms(pct(lat, 99))} | {out[f'burst_{mode}']:.1f} "
             f"| {ms(pct(noop, 50))} | {ms(pct(noop, 99))} |"
         )
+    lat = out["latency_planner"]
+    rows.append(
+        "| `b40 worker --planner`, the API without a planner (docker-compose.yml) | "
+        f"{ms(pct(lat, 50))} | {ms(pct(lat, 99))} | - | - | - |"
+    )
     section = (
         f"{BEGIN}\n## Alerts to duty officers (issue 4)\n\n"
         "Command: `.venv/bin/python -m bench.alerts`; "
@@ -248,7 +275,9 @@ def write(out: dict[str, Any]) -> str:
         f"load average {os.getloadavg()[0]:.1f} at the end (the cores are shared with other "
         "work, so times are upper bounds).\n\n"
         "Real PostgreSQL and Redis, one real `b40 worker` process, an aiosmtpd sink; the API "
-        "and the alert planner in the bench process. Latency: from the commit of "
+        "and the alert planner in the bench process (last row: the planner in the worker, "
+        "woken through the board's Redis Stream, as docker-compose.yml runs it). Latency: "
+        "from the commit of "
         "`request.created` (the after-commit hook) to the sink's 250 for the alert's e-mail, "
         f"{LATENCY_ALERTS} requests one after another (planner wake-up, alert transaction, "
         "enqueue, job, delivery lease, SMTP, record). Throughput: "
