@@ -14,6 +14,10 @@ from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 BATCH = 500
+# After a wake-up, wait this long for more commits before planning: one pass for a burst of
+# events instead of one per event, and the pass runs after, not during, the moment the API
+# process and its boards are busiest with the commit that woke it. Alerts wait 50 ms more.
+COALESCE_SECONDS = 0.05
 MAX_BATCHES = 20
 
 
@@ -46,7 +50,8 @@ class AlertPipeline:
     def _loop(self) -> None:
         timed_due = 0.0  # monotonic; the first pass runs everything
         while not self._stop.is_set():
-            self._wake.wait(self.tick_seconds)
+            if self._wake.wait(self.tick_seconds):
+                self._stop.wait(COALESCE_SECONDS)
             self._wake.clear()
             if self._stop.is_set():
                 return

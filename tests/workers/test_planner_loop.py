@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from workers.pipeline import AlertPipeline
+from workers.pipeline import COALESCE_SECONDS, AlertPipeline
 
 WAIT = 10.0  # a hang guard
 
@@ -46,3 +46,17 @@ def test_commits_wake_the_event_pass_and_the_timed_part_waits_for_its_tick() -> 
     assert pipeline.passes[0] is True
     assert pipeline.passes[1:6] == [False] * 5
     assert True in pipeline.passes[6:], "after a tick the timed part ran again"
+
+
+def test_a_burst_of_commits_makes_one_pass() -> None:
+    pipeline = Recording(tick_seconds=3600)
+    pipeline.start()
+    try:
+        assert pipeline.ran.acquire(timeout=WAIT)
+        for _ in range(20):  # twenty commits in a burst, well inside the coalescing window
+            pipeline.wake()
+        assert pipeline.ran.acquire(timeout=WAIT)
+        time.sleep(COALESCE_SECONDS * 6)
+    finally:
+        pipeline.stop()
+    assert len(pipeline.passes) == 2, pipeline.passes
