@@ -8,11 +8,12 @@ import asyncio
 from typing import Any
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from config.settings import Settings
 from server.api import ratelimit
-from server.api.ratelimit import Limit, RedisBuckets
+from server.api.ratelimit import AHEAD_UNITS, Limit, RedisBuckets
 from server.app import create_app
 from tests.conftest import REDIS_URL, free_port
 from tests.factories import ADMIN_TOKEN, Api
@@ -112,31 +113,29 @@ def test_redis_down_falls_back_to_memory(sqlite_url: str) -> None:
     assert statuses == [201, 201, 201, 429, 429]
 
 
-async def _settled(*buckets: RedisBuckets) -> None:
-    """Let the units being fetched ahead arrive (a test wants the worst case: all held)."""
-    for bucket in buckets:
-        await asyncio.gather(*bucket._fetching.values(), return_exceptions=True)
+def held_in_redis(prefix: str, key: str) -> float:
+    raw = redis.Redis.from_url(REDIS_URL).hget(f"{prefix}:ratelimit:{key}", "tokens")
+    return float(raw)  # type: ignore[arg-type]
 
 
 async def test_units_taken_ahead_never_admit_more_than_the_shared_bucket(
     redis_prefix: str,
 ) -> None:
-    """Two processes, one token, writes alternating between them: each write after the
-    first in a process goes through on a unit it took ahead, yet together they admit at most
-    the bucket's burst, and at least the burst minus the one unit each may hold unused."""
-    limit = Limit(rate=SLOW, burst=10)
+    """Two processes, one token, writes alternating between them: most writes go through on
+    units a process took ahead, yet together they admit at most the bucket's burst, and at
+    least the burst minus what each may hold unused."""
+    limit = Limit(rate=SLOW, burst=100)
     first, second = RedisBuckets(REDIS_URL, redis_prefix), RedisBuckets(REDIS_URL, redis_prefix)
     try:
-        admitted = 0
-        for n in range(30):
+        admitted = from_memory = 0
+        for n in range(150):
             bucket = (first, second)[n % 2]
             ahead_before = bucket.ahead.get("write:t", (0, 0.0))[0]
             decision = await bucket.take("write:t", limit, 1)
             admitted += decision.allowed
-            if decision.allowed and ahead_before:
-                assert bucket.ahead["write:t"][0] == ahead_before - 1, "the held unit was used"
-            await _settled(first, second)
-        assert limit.burst - 2 <= admitted <= limit.burst
+            from_memory += decision.allowed and ahead_before > 0
+        assert limit.burst - 2 * AHEAD_UNITS <= admitted <= limit.burst
+        assert from_memory >= admitted * AHEAD_UNITS // (AHEAD_UNITS + 1) - 2
         refused = await first.take("write:t", limit, 1)
         assert not refused.allowed
         assert refused.retry_after > 0
@@ -145,20 +144,38 @@ async def test_units_taken_ahead_never_admit_more_than_the_shared_bucket(
         await second.close()
 
 
-async def test_a_unit_held_ahead_expires_unused(
+async def test_a_small_bucket_takes_nothing_ahead(redis_prefix: str) -> None:
+    buckets = RedisBuckets(REDIS_URL, redis_prefix)
+    try:
+        assert (await buckets.take("write:t", Limit(rate=SLOW, burst=4), 1)).allowed
+        assert "write:t" not in buckets.ahead
+        assert held_in_redis(redis_prefix, "write:t") == pytest.approx(3, abs=0.01)
+    finally:
+        await buckets.close()
+
+
+async def test_units_held_ahead_expire_unused(
     redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ratelimit, "HOLD_SECONDS", 0.05)
-    limit = Limit(rate=SLOW, burst=3)
+    limit = Limit(rate=SLOW, burst=100)
     buckets = RedisBuckets(REDIS_URL, redis_prefix)
     try:
-        assert (await buckets.take("write:t", limit, 1)).allowed  # 1 used, 1 held: 1 left
-        assert buckets.ahead["write:t"][0] == 1
-        await asyncio.sleep(0.1)
-        # The held unit is past its time: this write asks Redis, which has one unit left.
         assert (await buckets.take("write:t", limit, 1)).allowed
-        assert buckets.ahead.get("write:t", (0, 0.0))[0] == 0
+        assert buckets.ahead["write:t"][0] == AHEAD_UNITS
+        assert held_in_redis(redis_prefix, "write:t") == pytest.approx(
+            100 - 1 - AHEAD_UNITS, abs=0.01
+        )
+        assert (await buckets.take("write:t", limit, 1)).allowed  # a held unit: no Redis
+        assert held_in_redis(redis_prefix, "write:t") == pytest.approx(
+            100 - 1 - AHEAD_UNITS, abs=0.01
+        )
         await asyncio.sleep(0.1)
-        assert not (await buckets.take("write:t", limit, 1)).allowed
+        # The held units are past their time: this write asks Redis again (and takes ahead).
+        assert (await buckets.take("write:t", limit, 1)).allowed
+        assert held_in_redis(redis_prefix, "write:t") == pytest.approx(
+            100 - 2 * (1 + AHEAD_UNITS), abs=0.01
+        )
+        assert buckets.ahead["write:t"][0] == AHEAD_UNITS
     finally:
         await buckets.close()
