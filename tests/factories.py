@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -39,9 +39,14 @@ class Api:
     def put(self, who: str, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
         return self.call(who, "PUT", path, json=json, **kwargs)
 
-    def user(self, name: str, role: str, city: str | None = None) -> str:
+    def user(
+        self, name: str, role: str, city: str | None = None, *, expires_at: datetime | None = None
+    ) -> str:
         """Create a user through the API; remember its token under `name`."""
-        response = self.post("admin", "/api/v1/users", {"name": name, "role": role, "city": city})
+        body = {"name": name, "role": role, "city": city}
+        if expires_at is not None:
+            body["expires_at"] = expires_at.isoformat()
+        response = self.post("admin", "/api/v1/users", body)
         assert response.status_code == 201, response.text
         self.tokens[name] = response.json()["token"]
         return name
@@ -49,6 +54,16 @@ class Api:
     def ok(self, response: httpx.Response, status: int = 200) -> Any:
         assert response.status_code == status, f"{response.status_code}: {response.text}"
         return response.json()
+
+
+class Clock:
+    """A clock a test moves by hand (`clock.now += timedelta(...)`)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

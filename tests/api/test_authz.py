@@ -6,7 +6,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,17 +14,9 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount, WebSocketRoute
 
 from tests.authz_policy import ALLOW, BAD_TOKENS, POLICY, PUBLIC, ROLES, WEBSOCKETS
-from tests.factories import Api, make_api
+from tests.factories import Api, Clock, make_api
 
 OWNER, DONOR, OTHER = "athens", "sofia", "zagreb"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -317,24 +309,13 @@ def world(pg_template: str) -> Iterator[World]:
         api.user("duty_officer", "duty_officer", OWNER)
         for city in (OWNER, DONOR, OTHER):
             api.user(city, "city_operator", city)
-        expiring = api.ok(
-            api.post(
-                "admin",
-                "/api/v1/users",
-                {
-                    "name": "temp",
-                    "role": "coordinator",
-                    "expires_at": (clock.now + timedelta(minutes=5)).isoformat(),
-                },
-            ),
-            201,
-        )
+        api.user("temp", "coordinator", expires_at=clock.now + timedelta(minutes=5))
         revoked = api.ok(
             api.post("admin", "/api/v1/users", {"name": "gone", "role": "coordinator"}), 201
         )
         api.ok(api.post("admin", f"/api/v1/users/{revoked['id']}/revoke"))
         api.tokens |= {
-            "expired": expiring["token"],
+            "expired": api.tokens["temp"],
             "revoked": revoked["token"],
             "unknown": "b40_" + "x" * 43,
             "tampered": api.tokens["coordinator"][:-1]

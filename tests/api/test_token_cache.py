@@ -8,22 +8,14 @@ revocation that lands while an answer is being read.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from server.db.engine import make_engine
 from server.db.unit_of_work import Database
 from server.services.credentials import TokenCache
 from tests.conftest import ADMIN_TOKEN
-from tests.factories import make_api
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.factories import Clock, make_api
 
 
 class CountingDatabase(Database):
@@ -59,19 +51,7 @@ def test_a_remembered_token_is_refused_once_it_expires(database_url: str) -> Non
     clock = Clock()
     api, client = make_api(database_url, clock=clock)
     with client:
-        expiring = api.ok(
-            api.post(
-                "admin",
-                "/api/v1/users",
-                {
-                    "name": "temp",
-                    "role": "coordinator",
-                    "expires_at": (clock.now + timedelta(minutes=5)).isoformat(),
-                },
-            ),
-            201,
-        )
-        api.tokens["temp"] = expiring["token"]
+        api.user("temp", "coordinator", expires_at=clock.now + timedelta(minutes=5))
         api.ok(api.get("temp", "/api/v1/incidents"))
         clock.now += timedelta(minutes=10)
         refused = api.get("temp", "/api/v1/incidents")
