@@ -10,7 +10,7 @@ therefore remembers the holders of tokens it has seen, and forgets them
   the same gap-free stream the board reads (milliseconds; one check interval, 1 s, while
   Redis is down and the hub reads the log itself);
 - after `ttl` seconds at the latest, for what changes in the database without an event;
-- when the cache is full (least recently used first).
+- when the cache is full (the oldest first).
 
 Only live tokens are remembered, so an unknown, revoked or mistyped token always reaches the
 database (and the failed-authentication limiter). Expiry is checked on every use.
