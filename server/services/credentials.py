@@ -19,7 +19,6 @@ database (and the failed-authentication limiter). Expiry is checked on every use
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +26,7 @@ from collections.abc import Callable
 
 from server.db.unit_of_work import Database, EventRows
 from server.domain.model import Actor
-from server.services.users import Credential, credential_of
+from server.services.users import Credential, credential_of, hash_token
 
 REVOKED = "user.revoked"
 TTL_SECONDS = 30.0
@@ -58,7 +57,7 @@ class TokenCache:
 
     def remembered(self, token: str, database: Database) -> Actor | None:
         """The actor for a token seen lately and still valid; None: ask `authenticate`."""
-        key = _key(token)
+        key = hash_token(token)
         held = self._held.get(key)
         if held is None:
             return None
@@ -75,12 +74,13 @@ class TokenCache:
     def authenticate(self, database: Database, token: str) -> Actor:
         """Ask the database (blocking: call it from a worker thread); remember a live token."""
         generation = self._generation
-        credential = database.read_one(lambda connection: credential_of(connection, token))
+        key = hash_token(token)
+        credential = database.read_one(lambda connection: credential_of(connection, key))
         actor = credential.actor_at(database.clock())
         with self._lock:
             if generation == self._generation:
-                self._held[_key(token)] = (credential, self.clock())
-                self._held.move_to_end(_key(token))
+                self._held[key] = (credential, self.clock())
+                self._held.move_to_end(key)
                 while len(self._held) > self.size:
                     self._held.popitem(last=False)
         return actor
@@ -97,7 +97,3 @@ class TokenCache:
         for event in events:
             if event["type"] == REVOKED:
                 self.forget_user(int(event["entity_id"]))
-
-
-def _key(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

@@ -63,20 +63,16 @@ class Credential:
         return self.actor
 
 
-def credential_of(connection: Connection, token: str) -> Credential:
-    """The holder of a live (not revoked) token: one SELECT of the columns needed, built
-    once, on a plain connection (Database.read_one)."""
-    row = connection.execute(_TOKEN_HOLDER, {"token_hash": hash_token(token)}).one_or_none()
+def credential_of(connection: Connection, token_hash: str) -> Credential:
+    """The holder of a live (not revoked) token, by its `hash_token`: one SELECT of the
+    columns needed, built once, on a plain connection (Database.read_one)."""
+    row = connection.execute(_TOKEN_HOLDER, {"token_hash": token_hash}).one_or_none()
     if row is None:
         raise Unauthenticated("unknown token")
     if row.revoked_at is not None:
         raise Unauthenticated("token revoked")
     actor = Actor(user_id=row.id, name=row.name, role=Role(row.role), city=row.city)
     return Credential(actor, row.expires_at)
-
-
-def authenticate(connection: Connection, token: str, now: datetime) -> Actor:
-    return credential_of(connection, token).actor_at(now)
 
 
 def create_user(
