@@ -114,6 +114,9 @@ def worst(k: int) -> str:
 # The sampler waits on it instead of polling the boards every millisecond, which kept the load
 # generator awake competing for the 2 cores with the servers it measures.
 WAITING: dict[str, tuple[list[int], asyncio.Event]] = {}
+# The frame our boards received for each mark (the first board's copy): the bare relay then
+# carries the same bytes (`Bench.xadd`).
+DELIVERED: dict[str, str] = {}
 
 
 def arrived(mark: str) -> None:
@@ -166,6 +169,7 @@ class Board:
                             arrived(found.group(0))
                             if self.last_seq is not None and text.startswith('{"seq":'):
                                 self.seqs.setdefault(found.group(0), self.last_seq)
+                                DELIVERED.setdefault(found.group(0), text)
                     if "/ws/board" not in url:
                         return
             except OSError:
@@ -274,6 +278,12 @@ async def measure(
         out.append(sample)
         await asyncio.sleep(PAUSE)
     return out
+
+
+def spread(samples: list[Sample]) -> float:
+    """Median time from an event's first board to its last: the per-socket work of a fan-out."""
+    gaps = [max(s.latencies) - min(s.latencies) for s in samples if s.latencies]
+    return statistics.median(gaps) if gaps else 0.0
 
 
 def latencies(samples: list[Sample]) -> list[float]:
@@ -437,8 +447,10 @@ class Bench:
         self.incident = incident.json()["id"]
         self.board_url = f"ws://127.0.0.1:{self.port}/ws/board?token={TOKEN}"
         self.base_url = f"ws://127.0.0.1:{self.base_port}/ws"
-        # The baseline carries frames of the size ours do.
+        # Frames for the bare relay where ours has none to lend (the sustained phase):
+        # the size of ours.
         self.frame_pad = "x" * 900
+        self.carried: dict[int, tuple[str, str]] = {}  # sample index -> (our mark, our frame)
 
     async def teardown(self) -> None:
         await self.api.aclose()
@@ -471,7 +483,14 @@ class Bench:
             raise RuntimeError(f"POST /api/v1/requests answered {status}: {body[:300]!r}")
 
     async def xadd(self, mark: str) -> None:
-        frame = json.dumps({"event": "request.created", "note": mark, "pad": self.frame_pad})
+        """The bare relay's event: the frame ours delivered for the same sample of this
+        repeat, its mark swapped. Same bytes, so per-message deflate does the same work on
+        both sides (a padding of one repeated letter compresses with far less)."""
+        ours = self.carried.get(int(mark.rsplit("-", 1)[1]))
+        if ours is None:
+            frame = json.dumps({"event": "request.created", "note": mark, "pad": self.frame_pad})
+        else:
+            frame = ours[1].replace(ours[0], mark)
         await self.redis.xadd(self.baseline_key, {"f": frame})
 
     def next_run(self) -> int:
@@ -489,10 +508,13 @@ class Bench:
         to_board: list[list[float]] = []
         for r in range(self.repeats):
             samples = await measure(ours_boards, self.post_request, self.samples, self.next_run())
-            bare.append(
-                latencies(await measure(bare_boards, self.xadd, self.samples, self.next_run()))
-            )
+            self.carried = {
+                i: (s.mark, DELIVERED[s.mark]) for i, s in enumerate(samples) if s.mark in DELIVERED
+            }
+            bare_samples = await measure(bare_boards, self.xadd, self.samples, self.next_run())
+            bare.append(latencies(bare_samples))
             ours.append(latencies(samples))
+            DELIVERED.clear()
             a, b = split(samples, commits(self.trace))
             to_commit.append(a)
             to_board.append(b)
@@ -502,7 +524,8 @@ class Bench:
                 f"  repeat {r + 1}: ours p50/p99 {pct(ours[-1], 50):.1f}/{pct(ours[-1], 99):.1f} "
                 f"ms (POST->commit p50 {pct(a, 50) if a else 0:.1f}, commit->board p99 "
                 f"{pct(b, 99) if b else 0:.1f}), bare {pct(bare[-1], 50):.1f}/"
-                f"{pct(bare[-1], 99):.1f} ms"
+                f"{pct(bare[-1], 99):.1f} ms; first -> last board p50 ours {spread(samples):.1f}, "
+                f"bare {spread(bare_samples):.1f} ms"
             )
         await close_boards(ours_boards + bare_boards)
         self.results[f"latency_{n}"] = (ours, bare, to_commit, to_board)
@@ -697,7 +720,9 @@ def render(bench: Bench, stalls: dict[str, object]) -> str:
         "processes' boards goes out right after the hand-over). The POST goes out on one "
         "keep-alive HTTP/1.1 connection written by hand (`Poster`): httpx costs about 0.5 ms of "
         "its own per call, which is the measuring client's time, not the server's. Bare relay (`bench/board_baseline.py`): XADD until the "
-        "frame arrives (Redis Stream -> websocket, nothing else: no HTTP request, no database). "
+        "frame arrives (Redis Stream -> websocket, nothing else: no HTTP request, no database), "
+        "carrying the frame ours delivered for the same sample with its mark swapped, so both "
+        "sides' per-message deflate compresses the same bytes. "
         "So the ratio charges ours with the POST's own time; the split shows it: POST -> commit "
         "(one per event) and commit -> board (every board x every event), from the server's "
         "commit trace in the same run. Sampling is closed-loop: one event, every board receives "
