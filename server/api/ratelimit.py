@@ -8,6 +8,7 @@ The numbers and why they are what they are: docs/security.md.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -48,6 +49,10 @@ class Buckets(Protocol):
         """Take `cost` units (0: only look whether one is there)."""
         ...
 
+    def replenish(self, key: str, limit: Limit) -> None:
+        """After a write's response went out: get units ahead for the key's next writes."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -77,6 +82,9 @@ class MemoryBuckets:
     def _trim(self) -> None:
         while len(self.state) > MEMORY_KEYS:
             self.state.popitem(last=False)  # the least recently used bucket: long refilled
+
+    def replenish(self, key: str, limit: Limit) -> None:
+        return None  # nothing to fetch: the bucket is here
 
     async def close(self) -> None:
         return None
@@ -122,11 +130,17 @@ class RedisBuckets:
 
     A write would wait for a Redis round trip before its own work (about 0.6 ms here, a
     twelfth of a posted request). So a take of a write unit also takes up to `AHEAD_UNITS`
-    more, which the process holds for the same token's next writes: four writes in five go
-    through at once. Every write admitted still took a unit from the shared bucket, so the
-    processes together never admit more than the limit; units held and not used within
-    `HOLD_SECONDS` are dropped, so a token may get up to `AHEAD_UNITS` writes per process fewer
-    than a single bucket would give it, for that second.
+    more, which the process holds for the same token's next writes; once a write has used the
+    last held unit and its response has gone out, the middleware has them refilled in the
+    background (`replenish`): a token writing steadily goes through at once on every write but
+    its first. Not earlier: a refill's Redis call on the event loop while the write's own
+    transaction runs in its thread slows that transaction (they share the interpreter lock). A
+    write that finds none held while a refill is on its way waits for that refill rather than
+    asking Redis itself, so a process never holds more than `AHEAD_UNITS` for a token. Every
+    write admitted still took a unit from the shared bucket, so the processes together never
+    admit more than the limit; units held and not used within `HOLD_SECONDS` are dropped, so a
+    token may get up to `AHEAD_UNITS` writes per process fewer than a single bucket would give
+    it, for that second.
     """
 
     def __init__(self, url: str, prefix: str, fallback: MemoryBuckets | None = None) -> None:
@@ -142,15 +156,35 @@ class RedisBuckets:
         self.fallback = fallback or MemoryBuckets()
         self.down_until = 0.0
         self.ahead: OrderedDict[str, tuple[int, float]] = OrderedDict()  # units, good until
+        self.refills: dict[str, asyncio.Task[None]] = {}  # in flight, by bucket key
 
     async def take(self, key: str, limit: Limit, cost: int) -> Decision:
-        if cost == 1 and self._use_ahead(key):
-            return Decision(True, 0.0)
-        # At most a twentieth of the burst per process: a small bucket stays exact.
-        extra = min(AHEAD_UNITS, int(limit.burst // 20)) if cost == 1 else 0
-        decision, granted = await self._take(key, limit, cost, extra=extra)
+        if cost == 1:
+            refill = self.refills.get(key)
+            if refill is not None:
+                await asyncio.shield(refill)  # its units are for this write
+            if self._use_ahead(key):
+                return Decision(True, 0.0)
+        decision, granted = await self._take(key, limit, cost, extra=_extra(limit, cost))
         self._hold(key, granted)
         return decision
+
+    def replenish(self, key: str, limit: Limit) -> None:
+        """Take the key's next units ahead in the background if none are held (and none are on
+        their way). A refill takes no unit of its own (cost 0), so it never refuses anything."""
+        if key in self.refills or _extra(limit, 1) < 1:
+            return
+        units, until = self.ahead.get(key, (0, 0.0))
+        if units > 0 and time.monotonic() < until:
+            return
+
+        async def refill() -> None:
+            _, granted = await self._take(key, limit, 0, extra=_extra(limit, 1))
+            self._hold(key, granted)
+
+        task = asyncio.create_task(refill(), name=f"rate-limit refill {key}")
+        self.refills[key] = task
+        task.add_done_callback(lambda _: self.refills.pop(key, None))
 
     def _use_ahead(self, key: str) -> bool:
         units, until = self.ahead.get(key, (0, 0.0))
@@ -188,7 +222,16 @@ class RedisBuckets:
         return Decision(bool(int(allowed)), float(wait)), int(granted)
 
     async def close(self) -> None:
+        for refill in list(self.refills.values()):
+            refill.cancel()
+        await asyncio.gather(*self.refills.values(), return_exceptions=True)
         await self.client.aclose()
+
+
+def _extra(limit: Limit, cost: int) -> int:
+    """Units a write takes ahead: at most a twentieth of the burst per process, so a small
+    bucket stays exact; none for a look (cost 0) or a take of several."""
+    return min(AHEAD_UNITS, int(limit.burst // 20)) if cost == 1 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +280,8 @@ class RateLimit:
             await send(message)
 
         await self.app(scope, receive, watching_send)
+        if token_key is not None and scope["method"] in WRITE_METHODS:
+            self.buckets.replenish(f"write:{token_key}", self.limits.writes)
         if status == 401:
             await self.buckets.take(f"authfail:{address}", self.limits.auth_failures, 1)
         elif token_key is not None and scope.get("b40", {}).get("actor") is not None:

@@ -5,6 +5,7 @@ is down, never a 5xx."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from config.settings import Settings
 from server.api import ratelimit
-from server.api.ratelimit import AHEAD_UNITS, Limit, RedisBuckets
+from server.api.ratelimit import AHEAD_UNITS, Limit, RateLimit, RateLimits, RedisBuckets
 from server.app import create_app
 from tests.conftest import REDIS_URL, free_port
 from tests.factories import ADMIN_TOKEN, Api
@@ -177,5 +178,95 @@ async def test_units_held_ahead_expire_unused(
             100 - 2 * (1 + AHEAD_UNITS), abs=0.01
         )
         assert buckets.ahead["write:t"][0] == AHEAD_UNITS
+    finally:
+        await buckets.close()
+
+
+async def refilled(buckets: RedisBuckets) -> None:
+    """Until the background refills in flight are done (they are one Redis round trip)."""
+    for _ in range(500):
+        if not buckets.refills:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("a refill did not finish")
+
+
+async def test_a_token_writing_steadily_never_waits_for_redis_after_its_first_write(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The middleware, once a write's response is out, has the token's spent units refilled in
+    the background, so every later write is served from held units (no Redis round trip on
+    its way in), and each one still took a unit from the shared bucket."""
+    buckets = RedisBuckets(REDIS_URL, redis_prefix)
+    limits = RateLimits(writes=Limit(rate=SLOW, burst=100), auth_failures=Limit(SLOW, 3))
+    token = "steady-token"
+    key = "write:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    served: list[int] = []
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        served.append(1)
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def post() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}"}
+
+        async def send(message: Any) -> None:
+            return None
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/api/v1/requests",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+            "client": ("127.0.0.1", 1),
+        }
+        await RateLimit(endpoint, limits, buckets)(scope, receive, send)
+
+    asked: list[int] = []  # the cost of each Redis call for the token's bucket
+    ask_redis = buckets._take
+
+    async def counted(key_: str, limit: Limit, cost: int, extra: int) -> Any:
+        if key_ == key:
+            asked.append(cost)
+        return await ask_redis(key_, limit, cost, extra)
+
+    monkeypatch.setattr(buckets, "_take", counted)
+    try:
+        steady = 3 * (AHEAD_UNITS + 1)
+        for _ in range(1 + steady):
+            await post()
+            await refilled(buckets)
+        assert len(served) == 1 + steady
+        # Only the first write asked Redis on its way in (cost 1); every other call was a
+        # background refill (cost 0), one per AHEAD_UNITS writes.
+        assert asked.count(1) == 1
+        assert asked.count(0) == steady // AHEAD_UNITS
+        held = buckets.ahead[key][0]
+        assert held_in_redis(redis_prefix, key) == pytest.approx(
+            100 - (1 + steady) - held, abs=0.01
+        )
+    finally:
+        await buckets.close()
+
+
+async def test_a_write_during_a_refill_waits_for_it_instead_of_asking_redis_itself(
+    redis_prefix: str,
+) -> None:
+    limit = Limit(rate=SLOW, burst=100)
+    buckets = RedisBuckets(REDIS_URL, redis_prefix)
+    try:
+        assert (await buckets.take("write:t", limit, 1)).allowed
+        for _ in range(AHEAD_UNITS):
+            assert (await buckets.take("write:t", limit, 1)).allowed  # held units
+        buckets.replenish("write:t", limit)  # as the middleware does after the response
+        assert "write:t" in buckets.refills
+        assert (await buckets.take("write:t", limit, 1)).allowed  # on the refill's units
+        assert buckets.ahead["write:t"][0] == AHEAD_UNITS - 1
+        # One take with its units ahead, one refill: nothing else left the shared bucket.
+        assert held_in_redis(redis_prefix, "write:t") == pytest.approx(
+            100 - (1 + AHEAD_UNITS) - AHEAD_UNITS, abs=0.01
+        )
     finally:
         await buckets.close()
