@@ -20,7 +20,7 @@ from server.db.tables import (
     SubstitutionRow,
 )
 from server.db.unit_of_work import Tx
-from server.db.writes import insert_new
+from server.db.writes import insert_with_children
 from server.domain.errors import Conflict, InvalidInput, NotFound
 from server.domain.matching import rank_candidates
 from server.domain.model import Point, Priority, Unit
@@ -86,10 +86,8 @@ def create_request(
         created_by=tx.actor.user_id,
         cancelled_at=None,
     )
-    insert_new(tx.session, [request])
     rows = [
         RequestItemRow(
-            request_id=request.id,
             position=index,
             capability=item.capability,
             quantity=item.quantity,
@@ -107,7 +105,7 @@ def create_request(
         )
         for index, item in enumerate(items)
     ]
-    insert_new(tx.session, rows)
+    insert_with_children(tx.session, request, rows, link="request_id", sentinel="position")
     view = request_view(request, rows, tx.now)
     tx.record(
         "request.created", "request", request.id, city=city, payload=view, exercise=request.exercise

@@ -105,3 +105,81 @@ def test_one_event_and_the_new_chain_head_go_in_one_statement_on_postgresql(
         assert last is not None
         assert (head.seq, head.head_hash) == (last.seq, last.hash)
     database.engine.dispose()
+
+
+def test_a_row_and_its_children_go_in_one_statement_on_postgresql(database_url: str) -> None:
+    """insert_with_children: the parent and its children in one data-modifying CTE on
+    PostgreSQL (two INSERTs on SQLite); either way each object gets its own id, the children
+    the parent's, and what was stored is what was built, column defaults included."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event as sa_event
+
+    from server.db.writes import insert_with_children
+
+    database = Database(make_engine(Settings(database_url=database_url).database_url))
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    lines = [("GFFF", 3, ["GFFF-V"], later), ("MUSAR", 1, [], None), ("GFFF-V", 2, [], later)]
+    inserts: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "WITH")):
+            inserts.append(statement)
+
+    def write(tx: Tx) -> tuple[RequestRow, list[RequestItemRow]]:
+        user = UserRow(
+            name="u", role="coordinator", city=None, token_hash="h" * 64, created_at=tx.now
+        )
+        incident = IncidentRow(
+            city="athens", kind="wildfire", title="t", lat=38.0, lon=23.7, severity="high",
+            exercise=True, created_at=tx.now, created_by=None,
+        )  # fmt: skip
+        insert_new(tx.session, [user])
+        incident.created_by = user.id
+        insert_new(tx.session, [incident])
+        request = RequestRow(
+            city="athens", incident_id=incident.id, priority="high", exercise=True, note="n",
+            created_at=tx.now, created_by=user.id, cancelled_at=None,
+        )  # fmt: skip
+        # Built in the opposite order of their positions (ids are matched by the sentinel,
+        # not by order), with the counters left out.
+        items = [
+            RequestItemRow(
+                position=p, capability=c, quantity=q, substitutes=s, needed_by=n
+            )  # fmt: skip
+            for p, (c, q, s, n) in reversed(list(enumerate(lines)))
+        ]
+        sa_event.listen(database.engine, "before_cursor_execute", count)
+        insert_with_children(tx.session, request, items, link="request_id", sentinel="position")
+        sa_event.remove(database.engine, "before_cursor_execute", count)
+        return request, items
+
+    request, items = database.run(write)
+    if database.engine.dialect.name == "postgresql":
+        assert len(inserts) == 1, inserts
+    assert all(i.request_id == request.id for i in items)
+    stored = database.read(
+        lambda s: {
+            r.id: (r.request_id, r.position, r.capability, r.quantity, r.substitutes, r.needed_by)
+            for r in s.scalars(
+                select(RequestItemRow).where(RequestItemRow.request_id == request.id)
+            )
+        }
+    )
+    built = {
+        i.id: (request.id, i.position, i.capability, i.quantity, i.substitutes, i.needed_by)
+        for i in items
+    }
+    normalise = lambda v: v if v is None or v.tzinfo else v.replace(tzinfo=UTC)  # noqa: E731
+    assert {k: (*v[:5], normalise(v[5])) for k, v in stored.items()} == built
+    assert len(stored) == 3
+    counters = database.read(
+        lambda s: [
+            (r.offered, r.accepted, r.arrived, r.released, r.returned)
+            for r in s.scalars(
+                select(RequestItemRow).where(RequestItemRow.request_id == request.id)
+            )
+        ]
+    )
+    assert counters == [(0, 0, 0, 0, 0)] * 3  # the columns' defaults, left to insert_with_children
+    database.engine.dispose()
