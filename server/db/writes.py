@@ -56,14 +56,13 @@ def insert_with_children(
             setattr(child, link, _id_of(parent))
         insert_new(session, children)
         return
-    parent_values = _with_defaults(_table_of(parent), _values(parent))
-    child_table = _table_of(children[0])
+    parent_table, child_table = _table_of(parent), _table_of(children[0])
+    parent_values = _with_defaults(parent_table, _values(parent))
     child_values = [_with_defaults(child_table, _values(child)) for child in children]
+    parent_columns = tuple(sorted(parent_values))
     child_columns = tuple(sorted(set().union(*child_values) - {link}))
-    statement = _parent_and_children(
-        _table_of(parent), _table_of(children[0]), link, sentinel,
-        tuple(sorted(parent_values)), child_columns, len(children),
-    )  # fmt: skip
+    shape = (parent_columns, child_columns, len(children))
+    statement = _parent_and_children(parent_table, child_table, link, sentinel, *shape)
     params = {f"p_{c}": v for c, v in parent_values.items()}
     for i, values in enumerate(child_values):
         params |= {f"c{i}_{c}": values[c] for c in child_columns}
