@@ -9,6 +9,7 @@ The numbers and why they are what they are: docs/security.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -162,7 +163,8 @@ class RedisBuckets:
         if cost == 1:
             refill = self.refills.get(key)
             if refill is not None:
-                await asyncio.shield(refill)  # its units are for this write
+                with contextlib.suppress(Exception):  # if it failed, this write asks below
+                    await asyncio.shield(refill)  # its units are for this write
             if self._use_ahead(key):
                 return Decision(True, 0.0)
         decision, granted = await self._take(key, limit, cost, extra=_extra(limit, cost))
