@@ -270,3 +270,29 @@ async def test_a_write_during_a_refill_waits_for_it_instead_of_asking_redis_itse
         )
     finally:
         await buckets.close()
+
+
+async def test_a_write_whose_refill_failed_asks_redis_itself(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = Limit(rate=SLOW, burst=100)
+    buckets = RedisBuckets(REDIS_URL, redis_prefix)
+    ask_redis = buckets._take
+
+    async def refills_break(key: str, limit_: Limit, cost: int, extra: int) -> Any:
+        if cost == 0:
+            raise RuntimeError("the refill broke")
+        return await ask_redis(key, limit_, cost, extra)
+
+    monkeypatch.setattr(buckets, "_take", refills_break)
+    try:
+        assert (await buckets.take("write:t", limit, 1)).allowed
+        for _ in range(AHEAD_UNITS):
+            assert (await buckets.take("write:t", limit, 1)).allowed
+        buckets.replenish("write:t", limit)
+        assert (await buckets.take("write:t", limit, 1)).allowed  # after the failed refill
+        assert held_in_redis(redis_prefix, "write:t") == pytest.approx(
+            100 - 2 * (1 + AHEAD_UNITS), abs=0.01
+        )
+    finally:
+        await buckets.close()
