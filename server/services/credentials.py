@@ -62,10 +62,7 @@ class TokenCache:
         if held is None:
             return None
         credential, stored_at = held
-        now = database.clock()
-        if self.clock() - stored_at > self.ttl or (
-            credential.expires_at is not None and credential.expires_at <= now
-        ):
+        if self.clock() - stored_at > self.ttl or credential.expired(database.clock()):
             with self._lock:
                 self._held.pop(key, None)
             return None

@@ -57,8 +57,11 @@ class Credential:
     actor: Actor
     expires_at: datetime | None
 
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
     def actor_at(self, now: datetime) -> Actor:
-        if self.expires_at is not None and self.expires_at <= now:
+        if self.expired(now):
             raise Unauthenticated("token expired")
         return self.actor
 
