@@ -6,8 +6,9 @@ websocket, nothing else). Writes its section of BENCHMARKS.md.
 
 Latency is sampled closed-loop: one event, every board receives it, a short pause, the next.
 An open loop that posts faster than N boards can be served measures a queue, not latency
-(throughput has its own row). Both sides run interleaved in the same run, with both sets of
-boards connected, and each figure is the median over `--repeats`. The server logs when each
+(throughput has its own row). Both sides run in the same run with both sets of boards
+connected, paired sample by sample (ours, then the bare relay), and each figure is the median
+over `--repeats`. The server logs when each
 commit woke the relay (logger `b40.trace`), so POST -> board splits into POST -> commit
 (HTTP, auth, the use case, the commit) and commit -> board (relay, Redis, hub, socket).
 
@@ -254,28 +255,34 @@ class Sample:
         self.seq: int | None = None
 
 
+async def take_sample(
+    boards: list[Board], post: Callable[[str], Awaitable[None]], mark: str
+) -> Sample:
+    """Post one event and wait until every board has it."""
+    everyone = asyncio.Event()
+    WAITING[mark] = ([len(boards)], everyone)
+    sample = Sample(mark, time.time())
+    await post(mark)
+    sample.answered = time.time()
+    try:
+        await asyncio.wait_for(everyone.wait(), 30)
+    except TimeoutError:
+        progress(f"  WARNING: {mark} missing on some boards after 30 s")
+    del WAITING[mark]
+    sample.latencies = [
+        (b.arrivals[mark] - sample.sent) * 1000 for b in boards if mark in b.arrivals
+    ]
+    sample.seq = next((b.seqs[mark] for b in boards if mark in b.seqs), None)
+    return sample
+
+
 async def measure(
     boards: list[Board], post: Callable[[str], Awaitable[None]], samples: int, run: int
 ) -> list[Sample]:
     """Closed loop: post one event, wait until every board has it, pause, post the next."""
     out: list[Sample] = []
     for i in range(samples):
-        mark = f"bench-{run}-{i}"
-        everyone = asyncio.Event()
-        WAITING[mark] = ([len(boards)], everyone)
-        sample = Sample(mark, time.time())
-        await post(mark)
-        sample.answered = time.time()
-        try:
-            await asyncio.wait_for(everyone.wait(), 30)
-        except TimeoutError:
-            progress(f"  WARNING: {mark} missing on some boards after 30 s")
-        del WAITING[mark]
-        sample.latencies = [
-            (b.arrivals[mark] - sample.sent) * 1000 for b in boards if mark in b.arrivals
-        ]
-        sample.seq = next((b.seqs[mark] for b in boards if mark in b.seqs), None)
-        out.append(sample)
+        out.append(await take_sample(boards, post, f"bench-{run}-{i}"))
         await asyncio.sleep(PAUSE)
     return out
 
@@ -498,7 +505,7 @@ class Bench:
         return self.run_id
 
     async def latency(self, n: int) -> None:
-        """Both sides connected at once; repeats interleave ours and the bare relay."""
+        """Both sides connected at once; each repeat pairs ours and the bare relay per sample."""
         progress(f"latency with {n} boards: connecting ours and the bare relay's")
         ours_boards = await open_boards(self.board_url, n)
         bare_boards = await open_boards(self.base_url, n)
@@ -507,14 +514,9 @@ class Bench:
         to_commit: list[list[float]] = []
         to_board: list[list[float]] = []
         for r in range(self.repeats):
-            samples = await measure(ours_boards, self.post_request, self.samples, self.next_run())
-            self.carried = {
-                i: (s.mark, DELIVERED[s.mark]) for i, s in enumerate(samples) if s.mark in DELIVERED
-            }
-            bare_samples = await measure(bare_boards, self.xadd, self.samples, self.next_run())
+            samples, bare_samples = await self.paired(ours_boards, bare_boards)
             bare.append(latencies(bare_samples))
             ours.append(latencies(samples))
-            DELIVERED.clear()
             a, b = split(samples, commits(self.trace))
             to_commit.append(a)
             to_board.append(b)
@@ -529,6 +531,28 @@ class Bench:
             )
         await close_boards(ours_boards + bare_boards)
         self.results[f"latency_{n}"] = (ours, bare, to_commit, to_board)
+
+    async def paired(
+        self, ours_boards: list[Board], bare_boards: list[Board]
+    ) -> tuple[list[Sample], list[Sample]]:
+        """One repeat, sample by sample: ours, then the bare relay carrying the same frame.
+
+        Paired, not in blocks of a whole repeat each: a burst of load from the machine's other
+        tenants then falls on both sides alike instead of on whichever block it hit, so the
+        ratio measures the servers rather than the moment."""
+        ours_run, bare_run = self.next_run(), self.next_run()
+        ours: list[Sample] = []
+        bare: list[Sample] = []
+        for i in range(self.samples):
+            sample = await take_sample(ours_boards, self.post_request, f"bench-{ours_run}-{i}")
+            ours.append(sample)
+            if sample.mark in DELIVERED:
+                self.carried[i] = (sample.mark, DELIVERED.pop(sample.mark))
+            await asyncio.sleep(PAUSE)
+            bare.append(await take_sample(bare_boards, self.xadd, f"bench-{bare_run}-{i}"))
+            DELIVERED.pop(bare[-1].mark, None)  # the bare relay's copy of ours: nothing to carry
+            await asyncio.sleep(PAUSE)
+        return ours, bare
 
     async def sustained(self, n: int = 100, posts: int = 20, per_post: int = 250) -> None:
         progress(f"sustained: {posts * per_post} events to {n} boards (ours)")
@@ -727,7 +751,8 @@ def render(bench: Bench, stalls: dict[str, object]) -> str:
         "(one per event) and commit -> board (every board x every event), from the server's "
         "commit trace in the same run. Sampling is closed-loop: one event, every board receives "
         f"it, {PAUSE * 1000:.0f} ms pause, the next ({bench.samples} events x {bench.repeats} "
-        "repeats per row, both sides interleaved with both sets of boards connected). A "
+        "repeats per row, both sets of boards connected, the sides paired sample by sample: "
+        "ours, then the bare relay, so the machine's noise falls on both alike). A "
         "percentile pools every board's arrival of every event: with one board the p99 of "
         f"{bench.samples} is the {worst(bench.samples - pct_index(bench.samples, 99))} event; "
         "with 100 or 1,000 boards it is set by the fan-outs of the one or two slowest events. "
