@@ -8,9 +8,9 @@ Latency is sampled closed-loop: one event, every board receives it, a short paus
 An open loop that posts faster than N boards can be served measures a queue, not latency
 (throughput has its own row). Both sides run in the same run with both sets of boards
 connected, paired sample by sample (ours, then the bare relay), and each figure is the median
-over `--repeats`. The server logs when each
-commit woke the relay (logger `b40.trace`), so POST -> board splits into POST -> commit
-(HTTP, auth, the use case, the commit) and commit -> board (relay, Redis, hub, socket).
+over `--repeats`. The server logs when each commit woke the relay (logger `b40.trace`), so
+POST -> board splits into POST -> commit (HTTP, auth, the use case, the commit) and
+commit -> board (relay, Redis, hub, socket).
 
     .venv/bin/python bench/board.py [--samples 40] [--repeats 3] [--no-write]
 """
