@@ -83,7 +83,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.admin_token:
             token = settings.admin_token
-            database.run(lambda tx: ensure_admin_token(tx, token))
+            refused = database.run(lambda tx: ensure_admin_token(tx, token))
+            if refused:
+                log.warning(refused)
         if settings.demo_enabled:
             load_demo(database, route_factors=route_factors(settings))
         # The live board: relay (log -> transport) and hub (transport -> boards), docs/board.md.

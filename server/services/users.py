@@ -127,10 +127,20 @@ def revoke_user(tx: Tx, user_id: int) -> dict[str, Any]:
     return user_view(row)
 
 
-def ensure_admin_token(tx: Tx, token: str) -> None:
-    """Start-up: make sure an admin holding `token` exists (automation and the demo)."""
-    exists = tx.session.scalars(
-        select(UserRow.id).where(UserRow.token_hash == hash_token(token))
+def ensure_admin_token(tx: Tx, token: str) -> str | None:
+    """Start-up: make sure an admin holding `token` exists (automation and the demo).
+
+    A token revoked once stays revoked across restarts (it may have leaked), so this does not
+    bring it back; it returns why the token will be refused, for the operator's log."""
+    holder = tx.session.scalars(
+        select(UserRow).where(UserRow.token_hash == hash_token(token))
     ).first()
-    if exists is None:
+    if holder is None:
         create_user(tx, name=ADMIN_FROM_ENV, role=Role.ADMIN, city=None, token=token)
+        return None
+    remedy = "set a new B40_ADMIN_TOKEN, or make an admin with `b40 user add --role admin`"
+    if holder.revoked_at is not None:
+        return f"B40_ADMIN_TOKEN was revoked (user {holder.id}) and stays refused: {remedy}"
+    if Role(holder.role) is not Role.ADMIN:
+        return f"B40_ADMIN_TOKEN belongs to user {holder.id}, a {holder.role}, not an admin"
+    return None
