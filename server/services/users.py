@@ -138,7 +138,7 @@ def ensure_admin_token(tx: Tx, token: str) -> str | None:
     if holder is None:
         create_user(tx, name=ADMIN_FROM_ENV, role=Role.ADMIN, city=None, token=token)
         return None
-    remedy = "set a new B40_ADMIN_TOKEN, or make an admin with `b40 user add --role admin`"
+    remedy = "set a new B40_ADMIN_TOKEN, or make one: `b40 user add --name NAME --role admin`"
     if holder.revoked_at is not None:
         return f"B40_ADMIN_TOKEN was revoked (user {holder.id}) and stays refused: {remedy}"
     if Role(holder.role) is not Role.ADMIN:

@@ -39,3 +39,26 @@ def test_a_live_admin_token_starts_without_a_warning(
         with caplog.at_level(logging.WARNING, logger="server.app"), client:
             assert api.ok(api.get("admin", "/api/v1/users/me"))["role"] == "admin"
     assert not [r for r in caplog.records if r.name == "server.app"]
+
+
+def test_an_admin_token_held_by_someone_else_is_not_made_an_admin(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from server.db.engine import make_engine
+    from server.db.unit_of_work import Database
+    from server.domain.model import Role
+    from server.services.users import create_user
+    from tests.conftest import ADMIN_TOKEN
+
+    database = Database(make_engine(database_url))
+    database.run(
+        lambda tx: create_user(
+            tx, name="coordinator", role=Role.COORDINATOR, city=None, token=ADMIN_TOKEN
+        )
+    )
+    database.engine.dispose()
+    api, client = make_api(database_url)
+    with caplog.at_level(logging.WARNING, logger="server.app"), client:
+        assert api.ok(api.get("admin", "/api/v1/users/me"))["role"] == "coordinator"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "server.app"]
+    assert any("a coordinator, not an admin" in w for w in warnings)
