@@ -457,7 +457,7 @@ class Bench:
         # Frames for the bare relay where ours has none to lend (the sustained phase):
         # the size of ours.
         self.frame_pad = "x" * 900
-        self.carried: dict[int, tuple[str, str]] = {}  # sample index -> (our mark, our frame)
+        self.carried: tuple[str, str] | None = None  # (our mark, our frame) of this pair
 
     async def teardown(self) -> None:
         await self.api.aclose()
@@ -490,10 +490,10 @@ class Bench:
             raise RuntimeError(f"POST /api/v1/requests answered {status}: {body[:300]!r}")
 
     async def xadd(self, mark: str) -> None:
-        """The bare relay's event: the frame ours delivered for the same sample of this
-        repeat, its mark swapped. Same bytes, so per-message deflate does the same work on
-        both sides (a padding of one repeated letter compresses with far less)."""
-        ours = self.carried.get(int(mark.rsplit("-", 1)[1]))
+        """The bare relay's event: the frame ours delivered for the same pair, its mark
+        swapped. Same bytes, so per-message deflate does the same work on both sides (a
+        padding of one repeated letter compresses with far less)."""
+        ours = self.carried
         if ours is None:
             frame = json.dumps({"event": "request.created", "note": mark, "pad": self.frame_pad})
         else:
@@ -546,8 +546,8 @@ class Bench:
         for i in range(self.samples):
             sample = await take_sample(ours_boards, self.post_request, f"bench-{ours_run}-{i}")
             ours.append(sample)
-            if sample.mark in DELIVERED:
-                self.carried[i] = (sample.mark, DELIVERED.pop(sample.mark))
+            frame = DELIVERED.pop(sample.mark, None)
+            self.carried = None if frame is None else (sample.mark, frame)
             await asyncio.sleep(PAUSE)
             bare.append(await take_sample(bare_boards, self.xadd, f"bench-{bare_run}-{i}"))
             DELIVERED.pop(bare[-1].mark, None)  # the bare relay's copy of ours: nothing to carry

@@ -10,6 +10,11 @@ import logging
 
 import pytest
 
+from server.db.engine import make_engine
+from server.db.unit_of_work import Database
+from server.domain.model import Role
+from server.services.users import create_user
+from tests.conftest import ADMIN_TOKEN
 from tests.factories import make_api
 
 
@@ -44,12 +49,6 @@ def test_a_live_admin_token_starts_without_a_warning(
 def test_an_admin_token_held_by_someone_else_is_not_made_an_admin(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from server.db.engine import make_engine
-    from server.db.unit_of_work import Database
-    from server.domain.model import Role
-    from server.services.users import create_user
-    from tests.conftest import ADMIN_TOKEN
-
     database = Database(make_engine(database_url))
     database.run(
         lambda tx: create_user(
